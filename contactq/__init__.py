@@ -1,0 +1,1 @@
+"""contactq: the WeChat contact module on Celery."""

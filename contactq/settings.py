@@ -1,0 +1,133 @@
+"""The one settings object: read once from the environment (CONTACTQ_*) and an optional TOML file.
+
+`CONTACTQ_CONFIG` may name a TOML file holding the same keys; the environment wins over the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_FIXTURE = Path(__file__).parent / "protocol" / "fixtures" / "default.json"
+
+
+class RateLimit(BaseModel):
+    """At most `count` operations per account within any `period_s` window."""
+
+    count: int = Field(gt=0)
+    period_s: float = Field(gt=0)
+
+
+def _default_rate_limits() -> dict[str, RateLimit]:
+    # Friend requests are what gets an account banned; searches are cheaper but still watched by WeChat.
+    return {
+        "searchContact": RateLimit(count=30, period_s=60),
+        "addContact": RateLimit(count=10, period_s=600),
+        "addChatRoomContact": RateLimit(count=10, period_s=600),
+        "addNew": RateLimit(count=30, period_s=600),
+    }
+
+
+def _default_topics() -> dict[str, str]:
+    return {
+        "getcontact": "topic.getcontact",
+        "modcontact": "topic.modcontact",
+        "delcontact": "topic.delcontact",
+        "chatroommember": "topic.chatroommember",
+        "modchatroommember": "topic.modchatroommember",
+    }
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONTACTQ_", extra="ignore")
+
+    # Which protocol server and which of its child processes this worker acts for.
+    server_id: int = 1
+    child_ids: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [1])
+
+    # Celery's broker and result backend, and the contact store the Java side reads.
+    broker_url: str = "redis://127.0.0.1:6379/1"
+    result_backend: str = "redis://127.0.0.1:6379/2"
+    store_url: str = "redis://127.0.0.1:6379/0"
+
+    # Redis broker: a message taken by a worker that dies comes back after visibility_timeout_s; no task may run
+    # that long, or it is delivered twice.
+    visibility_timeout_s: int = 300
+    unacked_restore_interval_s: int = 5
+    task_time_limit_s: int = 240
+    task_soft_time_limit_s: int = 200
+    worker_concurrency: int = 2
+
+    # Transient WeChat errors: retried with exponential backoff and jitter, then answered and dead-lettered.
+    max_retries: int = 5
+    retry_backoff_s: int = 1
+    retry_backoff_max_s: int = 30
+
+    rate_limits: dict[str, RateLimit] = Field(default_factory=_default_rate_limits)
+    # A friend request seen again within this window (a redelivery, a double click) is answered, not sent again.
+    dedupe_window_s: int = 3600
+
+    sync_detail_batch: int = 100
+
+    # The WeChat side: an entry point of the `contactq.protocol` group, and what the simulated one needs.
+    protocol: str = "simulated"
+    wechat_timeout_s: float = 10.0
+    fixture: Path = DEFAULT_FIXTURE
+    sim_url: str = "redis://127.0.0.1:6379/0"
+    sim_prefix: str = "simwx:"
+    sim_page_size: int = 500
+    push_block_ms: int = 1000
+
+    # Where replies, events and dead letters go inside the Celery broker.
+    events_exchange: str = "contactq.events"
+    events_outbox: str = "contactq.outbox.events"
+    replies_outbox: str = "contactq.outbox.replies"
+    deadletter_queue: str = "contactq.deadletter"
+    topics: dict[str, str] = Field(default_factory=_default_topics)
+    emit_modchatroommember: bool = False
+
+    flower_address: str = "127.0.0.1"
+    flower_port: int = 5555
+    flower_user: str = "admin"
+    flower_password: str = "contactq"
+
+    @field_validator("child_ids", mode="before")
+    @classmethod
+    def _split_child_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(" ", ",").split(",") if part]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @field_validator("rate_limits", "topics", mode="before")
+    @classmethod
+    def _over_defaults(cls, value: Any, info: ValidationInfo) -> Any:
+        # Naming one limit or one topic keeps the defaults of the others.
+        defaults: dict[str, Any] = _default_rate_limits() if info.field_name == "rate_limits" else _default_topics()
+        return {**defaults, **value} if isinstance(value, dict) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        config_file = os.environ.get("CONTACTQ_CONFIG")
+        if config_file:
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)),)
+        return sources

@@ -1,0 +1,33 @@
+"""addContact: send a friend request to a stranger found by searchContact (v1, v2), once per request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from contactq.protocol.client import Opcode, Scene
+from contactq.tasks.messages import Request
+from contactq.tasks.operation import Call, operation
+
+
+class AddContact(Request):
+    userName: str = Field(min_length=1)
+    v1: str = Field(min_length=1)
+    v2: str = Field(min_length=1)
+    verify: str
+    type: Scene
+    queueName: str = Field(min_length=1)
+
+    @field_validator("userName")
+    @classmethod
+    def _not_a_wxid(cls, value: str) -> str:
+        if value.startswith("wxid_"):
+            raise ValueError("a friend request goes to a WeChat ID, QQ or phone number, not a wxid_ id")
+        return value
+
+
+@operation("addContact", AddContact, once=lambda req: (req.v1,))
+def add_contact(call: Call, req: AddContact) -> dict[str, Any]:
+    call.client.verify_user(req.uin, Opcode.ADD, req.v1, req.v2, req.verify, req.type)
+    return {}

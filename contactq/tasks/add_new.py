@@ -1,0 +1,38 @@
+"""addNew: accept a received friend request (v1 encryptusername, v2 ticket); the new friend is stored and announced
+on topic.modcontact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from contactq.protocol.client import Opcode, Scene
+from contactq.tasks.messages import Request
+from contactq.tasks.operation import Call, operation
+
+
+class AddNew(Request):
+    userName: str = Field(min_length=1)  # v1: the requester's encryptusername
+    verifyUserTicket: str = Field(min_length=1)  # v2: the request's ticket
+    opcode: int
+    verifyContent: str = ""
+    type: Scene
+    wechatUser: str | None = None
+
+    @field_validator("opcode")
+    @classmethod
+    def _accept_only(cls, value: int) -> int:
+        if value != Opcode.ACCEPT:
+            raise ValueError("opcode must be 3 (accept a friend request)")
+        return value
+
+
+@operation("addNew", AddNew, once=lambda req: (req.userName, req.verifyUserTicket))
+def add_new(call: Call, req: AddNew) -> dict[str, Any]:
+    friend = call.client.verify_user(
+        req.uin, Opcode.ACCEPT, req.userName, req.verifyUserTicket, req.verifyContent, req.type
+    )
+    call.refresh([friend])
+    call.announce("modcontact", [friend])
+    return {"field": friend}

@@ -1,0 +1,173 @@
+"""The path every operation takes: validate, find the session, guard, act, then reply and publish.
+
+An operation module declares its request model and one function `(Call, request) -> result fields`, decorated with
+`@operation(...)`; everything else (errors to statuses, retries, idempotency, rate limits, replies) happens here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+from pydantic import BaseModel
+
+from contactq.errors import RETRYABLE, ContactqError, InProgress, Status
+from contactq.protocol.client import Session, WeChatClient
+from contactq.protocol.records import contact_record, member_record
+from contactq.settings import Settings
+from contactq.tasks.app import app, runtime, settings
+from contactq.tasks.messages import Announcement, EventKind, Request, announcement, parse_request, reply
+from contactq.tasks.queues import task_name
+from contactq.tasks.runtime import Runtime
+from contactq.tasks.store import ContactStore
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One operation under way: the account's session and what the operation may use."""
+
+    rt: Runtime
+    session: Session
+    loginer: int
+    task: Task[Any, Any]
+
+    @property
+    def client(self) -> WeChatClient:
+        return self.rt.client
+
+    @property
+    def store(self) -> ContactStore:
+        return self.rt.store
+
+    @property
+    def settings(self) -> Settings:
+        return self.rt.settings
+
+    def announcement(self, kind: EventKind, field: str) -> Announcement:
+        return announcement(kind, self.session.uin, self.session.wxid, self.loginer, field)
+
+    def announce(self, kind: EventKind, fields: Iterable[str]) -> None:
+        self.rt.outbox.publish_events([self.announcement(kind, f) for f in fields])
+
+    def refresh(self, usernames: Sequence[str]) -> list[dict[str, Any]]:
+        """Fetch contacts (and chatrooms) from WeChat and store them; returns the stored records."""
+        raws = self.client.contact_details(self.session.uin, usernames)
+        records = [contact_record(raw, self.session.wxid) for raw in raws]
+        self.store.put_contacts(self.session.uin, self.session.wxid, records)
+        return records
+
+    def refresh_members(self, chatroom: str) -> None:
+        members = self.client.chatroom_members(self.session.uin, chatroom)
+        records = [member_record(m, chatroom, self.session.wxid) for m in members]
+        self.store.put_members(self.session.uin, chatroom, records)
+
+    def progress(self, **meta: Any) -> None:
+        self.task.update_state(state="PROGRESS", meta=meta)
+
+
+Act = Callable[[Call, M], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Spec(Generic[M]):
+    op: str
+    model: type[M]
+    act: Act[M]
+    once: Callable[[M], tuple[str, ...]] | None
+
+
+def operation(
+    op: str, model: type[M], *, once: Callable[[M], tuple[str, ...]] | None = None
+) -> Callable[[Act[M]], Task[Any, Any]]:
+    """Register `act` as the Celery task `contactq.{op}`.
+
+    `once` names what makes two requests the same friend request; such a request is sent once per dedupe window.
+    """
+
+    def register(act: Act[M]) -> Task[Any, Any]:
+        spec = Spec(op, model, act, once)
+
+        @app.task(
+            name=task_name(op),
+            bind=True,
+            autoretry_for=RETRYABLE,
+            max_retries=settings.max_retries,
+            retry_backoff=settings.retry_backoff_s,
+            retry_backoff_max=settings.retry_backoff_max_s,
+            retry_jitter=True,
+        )
+        def task(self: Task[Any, Any], request: Any) -> dict[str, Any]:
+            return perform(self, spec, request)
+
+        task.__doc__ = act.__doc__
+        return task
+
+    return register
+
+
+def perform(task: Task[Any, Any], spec: Spec[M], raw: Any) -> dict[str, Any]:
+    rt = runtime()
+    task_id = str(task.request.id)
+    once_key: str | None = None
+    result: dict[str, Any] = {}
+    try:
+        req = parse_request(spec.model, raw)
+        uin: str = getattr(req, "uin")  # noqa: B009 - every model carries the account's uin
+        session = rt.client.session(uin)
+        call = Call(rt, session, req.loginer if isinstance(req, Request) else session.loginer, task)
+        if spec.once is not None:
+            once_key = rt.once.key(spec.op, uin, *spec.once(req))
+            earlier = rt.once.claim(once_key, task_id)
+            if earlier is not None:
+                return _answer(rt, raw, task_id, Status(earlier["status"]), earlier["message"], earlier["result"])
+        limit = rt.settings.rate_limits.get(spec.op)
+        if limit is not None:
+            rt.limiter.acquire(uin, spec.op, limit, task_id)
+        result = spec.act(call, req)
+        status, message = Status.OK, ""
+    except RETRYABLE as e:
+        if (task.request.retries or 0) < (task.max_retries or 0):
+            raise  # autoretry_for: again after a backoff with jitter
+        status, message = e.status, f"{e.message} (gave up after {task.request.retries} retries)"
+        if not isinstance(e, InProgress):
+            _dead_letter(rt, task, raw, status, message)
+    except ContactqError as e:
+        status, message = e.status, e.message
+    except SoftTimeLimitExceeded:
+        status, message = Status.TIMEOUT, f"{spec.op} ran out of time"
+        _dead_letter(rt, task, raw, status, message)
+    except Exception as e:
+        # A defect of ours: the caller is still answered and the request kept for replay.
+        log.exception("%s[%s] failed", spec.op, task_id)
+        status, message = Status.INTERNAL_ERROR, f"internal error: {type(e).__name__}"
+        _dead_letter(rt, task, raw, status, message)
+    if once_key is not None:
+        if status == Status.OK:
+            rt.once.done(once_key, {"status": int(status), "message": message, "result": result})
+        else:
+            rt.once.release(once_key, task_id)
+    return _answer(rt, raw, task_id, status, message, result)
+
+
+def _answer(
+    rt: Runtime, raw: Any, task_id: str, status: Status, message: str, result: dict[str, Any]
+) -> dict[str, Any]:
+    body = reply(raw, status, message, result)
+    queue = raw.get("queueName") if isinstance(raw, dict) else None
+    if isinstance(queue, str) and queue:
+        rt.outbox.publish_reply(queue, task_id, body)
+    log.info("answered %s: status %s %s", task_id, int(status), message)
+    return body
+
+
+def _dead_letter(rt: Runtime, task: Task[Any, Any], raw: Any, status: Status, reason: str) -> None:
+    queue = str((task.request.delivery_info or {}).get("routing_key", ""))
+    rt.outbox.dead_letter(task.name, queue, raw, int(status), reason)

@@ -1,0 +1,70 @@
+"""The test stack: the real Redis on 127.0.0.1:6379 (databases 7-9, and 6 for the worker-killing test) and real
+Celery worker processes, one per protocol-server child, started once per session."""
+
+from __future__ import annotations
+
+import os
+
+# Before contactq is imported: its settings are read once, at import.
+TEST_ENV = {
+    "CONTACTQ_BROKER_URL": "redis://127.0.0.1:6379/7",
+    "CONTACTQ_RESULT_BACKEND": "redis://127.0.0.1:6379/8",
+    "CONTACTQ_STORE_URL": "redis://127.0.0.1:6379/9",
+    "CONTACTQ_SIM_URL": "redis://127.0.0.1:6379/9",
+    "CONTACTQ_SERVER_ID": "1",
+    "CONTACTQ_CHILD_IDS": "1,2",
+    "CONTACTQ_MAX_RETRIES": "3",
+    "CONTACTQ_RETRY_BACKOFF_MAX_S": "1",
+    "CONTACTQ_PUSH_BLOCK_MS": "200",
+    "CONTACTQ_SIM_PAGE_SIZE": "500",
+}
+os.environ.update(TEST_ENV)
+os.environ.pop("CONTACTQ_CONFIG", None)
+
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+import redis  # noqa: E402
+
+from tests.stack import Stack, Worker  # noqa: E402
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Pure unit tests first: a broken transformation shows before the slower stack tests.
+    items.sort(key=lambda item: "stack" in item.fixturenames)
+
+
+@pytest.fixture(scope="session")
+def workers() -> Iterator[list[Worker]]:
+    started = [Worker("child1", [1]), Worker("child2", [2])]
+    for worker in started:
+        worker.start()
+    try:
+        for worker in started:
+            worker.wait_ready()
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+@pytest.fixture(scope="session")
+def session_stack(workers: list[Worker]) -> Iterator[Stack]:
+    stack = Stack()
+    yield stack
+    stack.close()
+
+
+@pytest.fixture
+def stack(session_stack: Stack) -> Stack:
+    """The running stack, reset to the default fixture before each test."""
+    session_stack.reset()
+    return session_stack
+
+
+@pytest.fixture
+def store_redis() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(TEST_ENV["CONTACTQ_STORE_URL"], decode_responses=True)
+    client.flushdb()
+    yield client
+    client.close()

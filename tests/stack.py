@@ -1,0 +1,145 @@
+"""Helpers that drive the real stack: worker processes, the simulated WeChat, and taps on the broker's queues."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+from kombu import Connection, Queue
+
+from contactq.protocol.fixture import load_fixture
+from contactq.protocol.simulated import SimulatedWeChat
+from contactq.settings import Settings
+from contactq.tasks import app, settings, submit
+from contactq.tasks.outbox import Outbox, events_exchange
+from contactq.tasks.store import AccountRegistry, ContactStore
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT_A = {"uin": "1150109773", "wxid": "wxid_az12gf9ugnoh22", "child": 1}
+ACCOUNT_B = {"uin": "2250109774", "wxid": "wxid_b7q2m0x1kk9922", "child": 2}
+
+
+class Worker:
+    """A real `celery worker` process for some children of server 1, with its own log file."""
+
+    def __init__(self, name: str, child_ids: list[int], env: dict[str, str] | None = None, concurrency: int = 2):
+        self.name = name
+        self.child_ids = child_ids
+        self.env = env or {}
+        self.concurrency = concurrency
+        self.log_path = Path(tempfile.mkstemp(prefix=f"contactq-{name}-", suffix=".log")[1])
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "CONTACTQ_CHILD_IDS": ",".join(map(str, self.child_ids)), **self.env}
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "contactq.tasks", "worker", "-n", f"{self.name}@%h",
+                 "-c", str(self.concurrency), "-l", "info", "--without-mingle", "--without-gossip"],
+                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True,
+            )  # fmt: skip
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if " ready." in self.log():
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"worker {self.name} did not start:\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes at once, as a crashed machine would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+class Tap:
+    """Reads what arrives on one broker queue: (routing key, payload) pairs."""
+
+    def __init__(self, conn: Connection, queue: Queue) -> None:
+        self.queue = queue(conn.channel())
+        self.queue.declare()
+
+    def take(self) -> list[tuple[str, Any]]:
+        taken = []
+        while (message := self.queue.get(no_ack=True)) is not None:
+            taken.append((message.delivery_info["routing_key"], message.payload))
+        return taken
+
+    def purge(self) -> None:
+        self.queue.purge()
+
+    def wait(
+        self, done: Callable[[list[tuple[str, Any]]], bool], timeout_s: float = 15, quiet_s: float = 0.3
+    ) -> list[tuple[str, Any]]:
+        """Collect until `done(collected)` holds, then a little longer to catch anything that should not come."""
+        collected: list[tuple[str, Any]] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            collected += self.take()
+            if done(collected):
+                time.sleep(quiet_s)
+                return collected + self.take()
+            time.sleep(0.02)
+        raise AssertionError(f"timed out; collected {collected}")
+
+
+class Stack:
+    """The session's stack as the tests see it: call operations, steer WeChat, read the store and the topics."""
+
+    def __init__(self, cfg: Settings = settings) -> None:
+        self.settings = cfg
+        self.app = app
+        self.r = redis.Redis.from_url(cfg.store_url, decode_responses=True)
+        self.sim = SimulatedWeChat(self.r, cfg.server_id, [1, 2], prefix=cfg.sim_prefix, page_size=cfg.sim_page_size)
+        self.store = ContactStore(self.r)
+        self.registry = AccountRegistry(self.r)
+        self.conn = Connection(cfg.broker_url)
+        outbox = Outbox(app, cfg)
+        # A Python consumer bound with topic.#, declared before anything is published.
+        self.events = Tap(self.conn, Queue("test.events", events_exchange(cfg), routing_key="topic.#"))
+        self.bridge_events = Tap(self.conn, outbox.events_queue)
+        self.replies = Tap(self.conn, outbox.replies_queue)
+        self.deadletters = Tap(self.conn, outbox.deadletter_queue)
+
+    def reset(self) -> None:
+        self.r.flushdb()
+        self.sim.load(load_fixture(self.settings.fixture))
+        for child in (1, 2):
+            self.registry.register(self.sim.sessions(child))
+        for tap in (self.events, self.bridge_events, self.replies, self.deadletters):
+            tap.purge()
+
+    def call(self, op: str, request: Any, child: int | None = None, timeout_s: float = 20, **options: Any) -> Any:
+        result = submit(op, request, server_id=1 if child else None, child_id=child, **options)
+        return result.get(timeout=timeout_s)
+
+    def contact(self, account: dict[str, Any], username: str) -> dict[str, Any] | None:
+        return self.store.contact(account["uin"], account["wxid"], username)
+
+    def close(self) -> None:
+        self.conn.release()
+        self.r.close()
