@@ -53,7 +53,7 @@ class RateLimited(ContactqError):
 
 
 class InProgress(ContactqError):
-    """The same friend request is being sent by another delivery; retried until that one has an outcome."""
+    """The same friend request is still being sent by another delivery, longer than a WeChat call may take."""
 
     status = Status.IN_PROGRESS
 
@@ -98,4 +98,4 @@ class WeChatTimeout(WeChatError):
     status = Status.TIMEOUT
 
 
-RETRYABLE: tuple[type[ContactqError], ...] = (WeChatTimeout, StoreUnavailable, InProgress)
+RETRYABLE: tuple[type[ContactqError], ...] = (WeChatTimeout, StoreUnavailable)

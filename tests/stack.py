@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from celery.result import AsyncResult
 from kombu import Connection, Queue
 
 from contactq.protocol.fixture import load_fixture
@@ -42,10 +43,28 @@ class Worker:
         env = {**os.environ, "CONTACTQ_CHILD_IDS": ",".join(map(str, self.child_ids)), **self.env}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "contactq.tasks", "worker", "-n", f"{self.name}@%h",
-                 "-c", str(self.concurrency), "-l", "info", "--without-mingle", "--without-gossip"],
-                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "contactq.tasks",
+                    "worker",
+                    "-n",
+                    f"{self.name}@%h",
+                    "-c",
+                    str(self.concurrency),
+                    "-l",
+                    "info",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=ROOT,
+                start_new_session=True,
+            )
 
     def wait_ready(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
@@ -133,9 +152,13 @@ class Stack:
         for tap in (self.events, self.bridge_events, self.replies, self.deadletters):
             tap.purge()
 
-    def call(self, op: str, request: Any, child: int | None = None, timeout_s: float = 20, **options: Any) -> Any:
-        result = submit(op, request, server_id=1 if child else None, child_id=child, **options)
-        return result.get(timeout=timeout_s)
+    def submit(self, op: str, request: Any, child: int | None = None, task_id: str | None = None) -> AsyncResult[Any]:
+        return submit(op, request, server_id=1 if child else None, child_id=child, task_id=task_id)
+
+    def call(
+        self, op: str, request: Any, child: int | None = None, timeout_s: float = 20, task_id: str | None = None
+    ) -> Any:
+        return self.submit(op, request, child, task_id).get(timeout=timeout_s)
 
     def contact(self, account: dict[str, Any], username: str) -> dict[str, Any] | None:
         return self.store.contact(account["uin"], account["wxid"], username)

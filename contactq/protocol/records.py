@@ -9,11 +9,36 @@ from contactq.protocol.pinyin import initials, quan_pin
 
 # The order of the seed's contact fields; every record carries all of them.
 CONTACT_FIELDS = (
-    "UserName", "NickName", "Remark", "RemarkName", "PYQuanPin", "PYInitial", "RemarkPYQuanPin",
-    "RemarkPYInitial", "Alias", "Sex", "Province", "City", "Signature", "HeadImgUrl", "SmallHeadImgUrl",
-    "BigHeadImgUrl", "ContactType", "ContactFlag", "VerifyFlag", "EncryptUsername", "LabelLists",
-    "ChatroomVersion", "ChatRoomOwner", "ExtInfo", "ExtInfoExt", "MsgType", "Uin", "Seq", "wechatUserName",
-)  # fmt: skip
+    "UserName",
+    "NickName",
+    "Remark",
+    "RemarkName",
+    "PYQuanPin",
+    "PYInitial",
+    "RemarkPYQuanPin",
+    "RemarkPYInitial",
+    "Alias",
+    "Sex",
+    "Province",
+    "City",
+    "Signature",
+    "HeadImgUrl",
+    "SmallHeadImgUrl",
+    "BigHeadImgUrl",
+    "ContactType",
+    "ContactFlag",
+    "VerifyFlag",
+    "EncryptUsername",
+    "LabelLists",
+    "ChatroomVersion",
+    "ChatRoomOwner",
+    "ExtInfo",
+    "ExtInfoExt",
+    "MsgType",
+    "Uin",
+    "Seq",
+    "wechatUserName",
+)
 
 
 def contact_record(raw: RawContact, account_wxid: str) -> dict[str, Any]:

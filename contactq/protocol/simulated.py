@@ -316,8 +316,10 @@ class SimulatedWeChat:
 
     def pending_requests(self, wxid: str) -> list[str]:
         """The friend-request XML of every request waiting for account `wxid`, as WeChat delivers it."""
-        return [friend_request_xml(FriendRequest.model_validate_json(doc))
-                for doc in self.r.hvals(f"{self.p}pending:{wxid}")]  # fmt: skip
+        return [
+            friend_request_xml(FriendRequest.model_validate_json(doc))
+            for doc in self.r.hvals(f"{self.p}pending:{wxid}")
+        ]
 
     def verify_log(self) -> list[list[Any]]:
         """Every friend request sent or accepted: [uin, opcode, other wxid, scene]."""

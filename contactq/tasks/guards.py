@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 import redis
@@ -43,6 +44,9 @@ return 0
 """
 
 
+_POLL_S = 0.1
+
+
 class RateLimiter:
     def __init__(self, client: redis.Redis) -> None:
         self._window = client.register_script(_SLIDING_WINDOW)
@@ -72,24 +76,29 @@ class Once:
         self._release = client.register_script(_RELEASE)
 
     @staticmethod
-    def key(op: str, *parts: str) -> str:
+    def key(op: str, uin: str, parts: tuple[str, ...]) -> str:
         digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
-        return f"contactq:once:{op}:{digest}"
+        return f"contactq:once:{op}:{uin}:{digest}"
 
-    def claim(self, key: str, task_id: str) -> dict[str, Any] | None:
+    def claim(self, key: str, task_id: str, wait_s: float) -> dict[str, Any] | None:
         """None when this task may go ahead; the earlier outcome when the request was already done.
 
-        The same task coming back (a retry, or a redelivery after its worker died) may go ahead: whether its first
-        attempt reached WeChat is unknown, and a request lost is worse than one sent again.
+        A request another task is sending is waited for, up to `wait_s`, and its outcome shared. The same task coming
+        back (a retry, or a redelivery after its worker died) may go ahead: whether its first attempt reached WeChat
+        is unknown, and a request lost is worse than one sent again.
         """
-        with redis_errors("idempotency keys"):
-            found = self._claim(keys=[key], args=[task_id, self.window_s])
-        if not found or found == f"pending:{task_id}":
-            return None
-        if str(found).startswith("pending:"):
-            raise InProgress(f"the same request is being handled by task {found.removeprefix('pending:')}")
-        outcome: dict[str, Any] = json.loads(found)
-        return outcome
+        deadline = time.monotonic() + wait_s
+        while True:
+            with redis_errors("idempotency keys"):
+                found = self._claim(keys=[key], args=[task_id, self.window_s])
+            if not found or found == f"pending:{task_id}":
+                return None
+            if not str(found).startswith("pending:"):
+                outcome: dict[str, Any] = json.loads(found)
+                return outcome
+            if time.monotonic() >= deadline:
+                raise InProgress(f"the same request is still being sent by task {found.removeprefix('pending:')}")
+            time.sleep(_POLL_S)
 
     def done(self, key: str, outcome: dict[str, Any]) -> None:
         with redis_errors("idempotency keys"):

@@ -15,7 +15,7 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import BaseModel
 
-from contactq.errors import RETRYABLE, ContactqError, InProgress, Status
+from contactq.errors import RETRYABLE, ContactqError, Status
 from contactq.protocol.client import Session, WeChatClient
 from contactq.protocol.records import contact_record, member_record
 from contactq.settings import Settings
@@ -124,8 +124,8 @@ def perform(task: Task[Any, Any], spec: Spec[M], raw: Any) -> dict[str, Any]:
         session = rt.client.session(uin)
         call = Call(rt, session, req.loginer if isinstance(req, Request) else session.loginer, task)
         if spec.once is not None:
-            once_key = rt.once.key(spec.op, uin, *spec.once(req))
-            earlier = rt.once.claim(once_key, task_id)
+            once_key = rt.once.key(spec.op, uin, spec.once(req))
+            earlier = rt.once.claim(once_key, task_id, wait_s=rt.settings.wechat_timeout_s)
             if earlier is not None:
                 return _answer(rt, raw, task_id, Status(earlier["status"]), earlier["message"], earlier["result"])
         limit = rt.settings.rate_limits.get(spec.op)
@@ -137,8 +137,7 @@ def perform(task: Task[Any, Any], spec: Spec[M], raw: Any) -> dict[str, Any]:
         if (task.request.retries or 0) < (task.max_retries or 0):
             raise  # autoretry_for: again after a backoff with jitter
         status, message = e.status, f"{e.message} (gave up after {task.request.retries} retries)"
-        if not isinstance(e, InProgress):
-            _dead_letter(rt, task, raw, status, message)
+        _dead_letter(rt, task, raw, status, message)
     except ContactqError as e:
         status, message = e.status, e.message
     except SoftTimeLimitExceeded:

@@ -37,8 +37,14 @@ def test_seed_example_parses_into_add_new_fields() -> None:
 
 
 def test_built_xml_round_trips() -> None:
-    req = FriendRequest(fromusername="wxid_a", encryptusername="v1_x@stranger", ticket="v2_y@stranger", scene=14,
-                        content='<"&> 你好', chatroomusername="1@chatroom")  # fmt: skip
+    req = FriendRequest(
+        fromusername="wxid_a",
+        encryptusername="v1_x@stranger",
+        ticket="v2_y@stranger",
+        scene=14,
+        content='<"&> 你好',
+        chatroomusername="1@chatroom",
+    )
     assert parse_friend_request(friend_request_xml(req)) == req
 
 
@@ -56,8 +62,10 @@ def test_entity_expansion_is_refused() -> None:
 def test_external_entity_is_never_fetched(tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("top secret")
-    xml = (f'<!DOCTYPE msg [<!ENTITY x SYSTEM "file://{secret}">]>'
-           '<msg fromusername="&x;" encryptusername="v1" ticket="v2" scene="3"/>')  # fmt: skip
+    xml = (
+        f'<!DOCTYPE msg [<!ENTITY x SYSTEM "file://{secret}">]>'
+        '<msg fromusername="&x;" encryptusername="v1" ticket="v2" scene="3"/>'
+    )
     with pytest.raises(UnsafeXml) as refused:
         parse_friend_request(xml)
     assert "top secret" not in str(refused.value)

@@ -2,16 +2,46 @@ from contactq.protocol.client import ChatroomMember, RawContact
 from contactq.protocol.records import CONTACT_FIELDS, contact_record, member_record
 
 SEED_FIELDS = {
-    "ContactType", "ExtInfoExt", "Sex", "EncryptUsername", "wechatUserName", "PYQuanPin", "Remark", "LabelLists",
-    "ChatroomVersion", "ExtInfo", "ChatRoomOwner", "VerifyFlag", "ContactFlag", "UserName", "HeadImgUrl",
-    "RemarkPYInitial", "MsgType", "City", "NickName", "Province", "Alias", "Signature", "RemarkName",
-    "RemarkPYQuanPin", "Uin", "SmallHeadImgUrl", "PYInitial", "Seq", "BigHeadImgUrl",
-}  # fmt: skip
+    "ContactType",
+    "ExtInfoExt",
+    "Sex",
+    "EncryptUsername",
+    "wechatUserName",
+    "PYQuanPin",
+    "Remark",
+    "LabelLists",
+    "ChatroomVersion",
+    "ExtInfo",
+    "ChatRoomOwner",
+    "VerifyFlag",
+    "ContactFlag",
+    "UserName",
+    "HeadImgUrl",
+    "RemarkPYInitial",
+    "MsgType",
+    "City",
+    "NickName",
+    "Province",
+    "Alias",
+    "Signature",
+    "RemarkName",
+    "RemarkPYQuanPin",
+    "Uin",
+    "SmallHeadImgUrl",
+    "PYInitial",
+    "Seq",
+    "BigHeadImgUrl",
+}
 
 
 def test_record_has_every_seed_field_and_matches_the_seed_example() -> None:
-    raw = RawContact(UserName="wxid_8fseov8qf5di22", NickName="Nicole_nico'ni", Remark="淑萍", ContactFlag=3,
-                     HeadImgUrl="http://wx.qlogo.cn/x/132")  # fmt: skip
+    raw = RawContact(
+        UserName="wxid_8fseov8qf5di22",
+        NickName="Nicole_nico'ni",
+        Remark="淑萍",
+        ContactFlag=3,
+        HeadImgUrl="http://wx.qlogo.cn/x/132",
+    )
     record = contact_record(raw, "wxid_az12gf9ugnoh22")
     assert set(record) == SEED_FIELDS == set(CONTACT_FIELDS)
     assert record == record | {

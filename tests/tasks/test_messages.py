@@ -32,25 +32,45 @@ def test_invalid_requests_say_what_is_wrong(raw: object, problem: str) -> None:
 def test_reply_echoes_the_request_unchanged() -> None:
     raw = {"adminUserId": 18, "uin": "1", "userName": "x", "queueName": "q", "status": "ignored"}
     assert reply(raw, Status.OK, "", {"user_name": "v1"}) == {
-        "adminUserId": 18, "uin": "1", "userName": "x", "queueName": "q", "status": 0, "message": "", "user_name": "v1",
-    }  # fmt: skip
+        "adminUserId": 18,
+        "uin": "1",
+        "userName": "x",
+        "queueName": "q",
+        "status": 0,
+        "message": "",
+        "user_name": "v1",
+    }
     assert reply("garbage", Status.INVALID_REQUEST, "bad") == {"status": 400, "message": "bad"}
 
 
 def test_event_payload_is_the_seed_shape() -> None:
     a = announcement("modcontact", "1150109773", "wxid_az12gf9ugnoh22", 18, "wxid_8fseov8qf5di22")
     assert a.event.model_dump() == {
-        "uin": "1150109773", "userName": "wxid_az12gf9ugnoh22", "loginer": "18", "field": "wxid_8fseov8qf5di22",
-        "mqType": 3, "source": "ipad",
-    }  # fmt: skip
+        "uin": "1150109773",
+        "userName": "wxid_az12gf9ugnoh22",
+        "loginer": "18",
+        "field": "wxid_8fseov8qf5di22",
+        "mqType": 3,
+        "source": "ipad",
+    }
     assert [announcement(k, "1", "w", 1, "f").event.mqType for k in ("getcontact", "delcontact", "chatroommember")] == [
-        7, 4, 5,
-    ]  # fmt: skip
+        7,
+        4,
+        5,
+    ]
 
 
 def test_mask_hides_tickets_and_session_data() -> None:
-    text = repr({"v1": "v1_abcdef0123@stranger", "v2": "v2_99887766@stranger", "wechatUser": '{"pwd": "x"}',
-                 "userName": "v1_b164fe39f737@stranger", "verify": "hello", "uin": "1150109773"})  # fmt: skip
+    text = repr(
+        {
+            "v1": "v1_abcdef0123@stranger",
+            "v2": "v2_99887766@stranger",
+            "wechatUser": '{"pwd": "x"}',
+            "userName": "v1_b164fe39f737@stranger",
+            "verify": "hello",
+            "uin": "1150109773",
+        }
+    )
     masked = mask(text)
     for secret in ("abcdef0123", "99887766", "pwd", "b164fe39f737"):
         assert secret not in masked

@@ -20,5 +20,6 @@ def test_a_worker_consumes_exactly_its_children_queues() -> None:
 def test_celery_queue_is_a_direct_queue_of_the_same_name() -> None:
     q = celery_queue("queue.getContact_1_1")
     assert (q.name, q.exchange.name, q.exchange.type, q.routing_key) == ("queue.getContact_1_1",) * 2 + (
-        "direct", "queue.getContact_1_1",
-    )  # fmt: skip
+        "direct",
+        "queue.getContact_1_1",
+    )

@@ -16,7 +16,7 @@ def test_child_ids_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_config_file_with_environment_on_top(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "contactq.toml"
-    config.write_text('server_id = 4\nchild_ids = [1, 2]\n[rate_limits.addContact]\ncount = 2\nperiod_s = 60\n')
+    config.write_text("server_id = 4\nchild_ids = [1, 2]\n[rate_limits.addContact]\ncount = 2\nperiod_s = 60\n")
     monkeypatch.setenv("CONTACTQ_CONFIG", str(config))
     monkeypatch.delenv("CONTACTQ_SERVER_ID", raising=False)
     monkeypatch.setenv("CONTACTQ_CHILD_IDS", "9")

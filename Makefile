@@ -1,0 +1,37 @@
+# contactq: `make run` to see it work, `make test` to prove it. Everything installs itself on a fresh Debian machine.
+VENV ?= .venv
+BIN := $(VENV)/bin
+export VENV
+
+.PHONY: run up down test lint bench venv redis
+
+run: up
+	$(BIN)/contactq demo
+	scripts/stack.sh serve
+
+up: venv redis
+	scripts/stack.sh up
+
+down:
+	scripts/stack.sh down
+
+test: venv redis lint
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: venv redis
+	$(BIN)/python bench/sync_contact.py
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+redis:
+	scripts/ensure-redis.sh

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Workers for server 1 children 1 and 2, and Flower, in the background: up, down, serve (until Ctrl-C).
+set -euo pipefail
+RUN=.run
+BIN=${VENV:-.venv}/bin
+mkdir -p "$RUN"
+
+alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+start() {  # name, then the environment and command
+  local name=$1; shift
+  if alive "$name"; then echo "$name already running"; return; fi
+  : >"$RUN/$name.log"
+  setsid env "$@" >>"$RUN/$name.log" 2>&1 < /dev/null &
+  echo $! >"$RUN/$name.pid"
+}
+
+wait_for() {  # name, text in its log
+  for _ in $(seq 600); do
+    grep -q "$2" "$RUN/$1.log" && return 0
+    alive "$1" || { echo "$1 failed:"; tail -20 "$RUN/$1.log"; return 1; }
+    sleep 0.1
+  done
+  echo "$1 did not get ready; see $RUN/$1.log"; return 1
+}
+
+up() {
+  start worker-1 CONTACTQ_CHILD_IDS=1 "$BIN/contactq" worker
+  start worker-2 CONTACTQ_CHILD_IDS=2 "$BIN/contactq" worker
+  start flower "$BIN/contactq" flower
+  wait_for worker-1 " ready."
+  wait_for worker-2 " ready."
+  wait_for flower "Visit me at"
+  echo "contactq is up: workers for server 1 children 1 and 2, Flower on http://127.0.0.1:${CONTACTQ_FLOWER_PORT:-5555}/"
+  echo "logs in $RUN/; stop with: make down"
+}
+
+down() {
+  for name in flower worker-2 worker-1; do
+    alive "$name" || { rm -f "$RUN/$name.pid"; continue; }
+    local pid; pid=$(cat "$RUN/$name.pid")
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    rm -f "$RUN/$name.pid"
+    echo "stopped $name"
+  done
+}
+
+serve() {
+  trap down EXIT
+  echo "serving; press Ctrl-C to stop"
+  tail -n 0 -F "$RUN/worker-1.log" "$RUN/worker-2.log" &
+  while alive worker-1 && alive worker-2 && alive flower; do sleep 1; done
+}
+
+"$@"

@@ -1,0 +1,112 @@
+"""Across children and from WeChat's side: the two-child friend flow, and changes WeChat pushes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contactq.protocol.friend_request import parse_friend_request
+from tests.stack import ACCOUNT_A, ACCOUNT_B, Stack
+
+A, B = ACCOUNT_A, ACCOUNT_B
+ROOM = "20971512345@chatroom"  # both A and B are in it
+
+
+def payload(account: dict[str, Any], field: str, mq_type: int) -> dict[str, Any]:
+    return {
+        "uin": account["uin"],
+        "userName": account["wxid"],
+        "loginer": "18",
+        "field": field,
+        "mqType": mq_type,
+        "source": "ipad",
+    }
+
+
+def test_account_on_child_1_adds_account_on_child_2(stack: Stack) -> None:
+    # A (child 1) searches B by WeChat ID, routed by A's uin through the account registry.
+    found = stack.call("searchContact", {"adminUserId": 18, "uin": A["uin"], "userName": "ops_two", "queueName": "q"})
+    assert found["status"] == 0 and found["nick_name"] == "运营二号"
+    added = stack.call(
+        "addContact",
+        {
+            "adminUserId": 18,
+            "uin": A["uin"],
+            "userName": "ops_two",
+            "v1": found["user_name"],
+            "v2": found["stranger"],
+            "verify": "我是运营一号",
+            "type": 3,
+            "queueName": "q",
+        },
+    )
+    assert added["status"] == 0
+
+    # B (child 2) receives the request XML, as the message module would hand it over, and accepts it.
+    [xml] = stack.sim.pending_requests(B["wxid"])
+    request = parse_friend_request(xml)
+    assert (request.fromusername, request.fromnickname, request.content) == (A["wxid"], "运营一号", "我是运营一号")
+    accepted = stack.call("addNew", {"loginer": 18, "uin": B["uin"], **request.add_new_fields()}, child=2)
+    assert accepted["status"] == 0 and accepted["field"] == A["wxid"]
+
+    # Both stores hold the other, and each side is announced once: B's by the addNew, A's by WeChat's push.
+    events = stack.events.wait(lambda got: len(got) >= 2)
+    assert sorted(events, key=lambda e: e[1]["uin"]) == [
+        ("topic.modcontact", payload(A, B["wxid"], 3)),
+        ("topic.modcontact", payload(B, A["wxid"], 3)),
+    ]
+    assert stack.contact(A, B["wxid"])["NickName"] == "运营二号"  # type: ignore[index]
+    assert stack.contact(B, A["wxid"])["NickName"] == "运营一号"  # type: ignore[index]
+    assert stack.sim.verify_log() == [[A["uin"], 2, B["wxid"], 3], [B["uin"], 3, A["wxid"], 0]]
+
+
+def test_friend_renamed_and_deleted_on_wechat_side(stack: Stack) -> None:
+    friend = "wxid_s1d2f3g4h5j6k7"  # 王小二, a friend of both A and B
+    for account in (A, B):
+        stack.call("syncContact", {"loginer": 18, "uin": account["uin"]})
+    stack.events.take()
+
+    stack.sim.rename(friend, "王大二")
+    events = stack.events.wait(lambda got: len(got) >= 2)
+    assert sorted(events, key=lambda e: e[1]["uin"]) == [
+        ("topic.modcontact", payload(A, friend, 3)),
+        ("topic.modcontact", payload(B, friend, 3)),
+    ]
+    assert stack.contact(A, friend)["PYQuanPin"] == "wangdaer"  # type: ignore[index]
+
+    stack.sim.delete_account(friend)
+    events = stack.events.wait(lambda got: len(got) >= 2)
+    assert sorted(events, key=lambda e: e[1]["uin"]) == [
+        ("topic.delcontact", payload(A, friend, 4)),
+        ("topic.delcontact", payload(B, friend, 4)),
+    ]
+    assert stack.contact(A, friend) is None and stack.contact(B, friend) is None
+
+
+def test_chatroom_gains_and_loses_members(stack: Stack) -> None:
+    stack.call("syncContact", {"loginer": 18, "uin": A["uin"]})
+    stack.events.take()
+    newcomer = "wxid_k1l2z3x4c5v6b7"
+    stack.sim.add_member(ROOM, newcomer)
+    events = stack.events.wait(lambda got: len(got) >= 2)
+    assert ("topic.chatroommember", payload(A, ROOM, 5)) in events
+    assert ("topic.chatroommember", payload(B, ROOM, 5)) in events
+    assert newcomer in stack.store.members(A["uin"], ROOM)
+
+    stack.sim.remove_member(ROOM, newcomer)
+    stack.events.wait(lambda got: len(got) >= 2)
+    assert newcomer not in stack.store.members(A["uin"], ROOM)
+
+    # A itself leaves: the chatroom is gone from A's list, while B still sees it.
+    stack.sim.remove_member(ROOM, A["wxid"])
+    events = stack.events.wait(lambda got: len(got) >= 2)
+    assert ("topic.delcontact", payload(A, ROOM, 4)) in events
+    assert ("topic.chatroommember", payload(B, ROOM, 5)) in events
+    assert stack.contact(A, ROOM) is None and stack.store.members(A["uin"], ROOM) == {}
+
+
+def test_owner_deletes_a_friend_on_the_phone(stack: Stack) -> None:
+    stack.call("syncContact", {"loginer": 18, "uin": A["uin"]})
+    stack.events.take()
+    stack.sim.unfriend(A["wxid"], "wxid_8fseov8qf5di22")
+    assert stack.events.wait(lambda got: len(got) >= 1) == [("topic.delcontact", payload(A, "wxid_8fseov8qf5di22", 4))]
+    assert stack.contact(A, "wxid_8fseov8qf5di22") is None

@@ -1,0 +1,325 @@
+"""Every operation through real workers: success, WeChat's failures, and bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from contactq.protocol.friend_request import parse_friend_request
+from tests.stack import ACCOUNT_A, ACCOUNT_B, Stack
+
+A, B = ACCOUNT_A, ACCOUNT_B
+NICOLE = "wxid_8fseov8qf5di22"  # A's friend, remark 淑萍
+ZENG = "wxid_l1k2j3h4g5f6d7"  # A's friend 曾经的少年, remark 曾老师
+ROOM = "18839427610@chatroom"  # A is in it; 杨过 (auto-accept) and 小龙女 (by hand) are members, not friends
+YANG = "wxid_k1l2z3x4c5v6b7"
+
+
+def a(**fields: Any) -> dict[str, Any]:
+    return {"adminUserId": 18, "uin": A["uin"], **fields}
+
+
+def event(kind: str, field: str, account: dict[str, Any] = A) -> tuple[str, dict[str, Any]]:
+    mq = {"getcontact": 7, "modcontact": 3, "delcontact": 4, "chatroommember": 5}[kind]
+    payload = {
+        "uin": account["uin"],
+        "userName": account["wxid"],
+        "loginer": "18",
+        "field": field,
+        "mqType": mq,
+        "source": "ipad",
+    }
+    return f"topic.{kind}", payload
+
+
+# -- searchContact ------------------------------------------------------------------------------------------------
+
+
+def test_search_contact_replies_with_v1_v2_and_profile(stack: Stack) -> None:
+    request = a(userName="ops_two", queueName="queue.reply.search", extra="kept")
+    result = stack.submit("searchContact", request)
+    reply = result.get(timeout=20)
+    assert {k: reply[k] for k in request} == request  # the request comes back unchanged
+    assert (reply["status"], reply["message"], reply["nick_name"], reply["quan_pin"]) == (
+        0,
+        "",
+        "运营二号",
+        "yunyingerhao",
+    )
+    assert reply["user_name"].startswith("v1_") and reply["stranger"].startswith("v2_")
+    assert reply["small_head"].startswith("http://")
+    [(_, outbox)] = stack.replies.wait(lambda got: len(got) >= 1)
+    assert outbox == {"queueName": "queue.reply.search", "correlationId": result.id, "reply": reply}
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "message"),
+    [
+        ({"userName": "nobody-here", "queueName": "q"}, 404, "no WeChat user"),
+        ({"userName": "wxid_b7q2m0x1kk9922", "queueName": "q"}, 400, "wxid_ id cannot be searched"),
+        ({"userName": "ops_two"}, 400, "queueName"),
+        ({"queueName": "q"}, 400, "userName"),
+        ({"userName": ["ops_two"], "queueName": "q"}, 400, "userName"),
+    ],
+)
+def test_search_contact_failures(stack: Stack, fields: dict[str, Any], status: int, message: str) -> None:
+    reply = stack.call("searchContact", a(**fields))
+    assert reply["status"] == status and message in reply["message"]
+
+
+def test_account_on_another_child_is_not_online_here(stack: Stack) -> None:
+    reply = stack.call("searchContact", a(userName="ops_two", queueName="q"), child=2)
+    assert reply["status"] == 503 and "child 1" in reply["message"]
+    stack.sim.set_online(A["uin"], False)
+    assert stack.call("searchContact", a(userName="ops_two", queueName="q"))["status"] == 503
+
+
+def test_wechat_too_frequent_maps_to_429(stack: Stack) -> None:
+    stack.sim.set_faults(too_frequent=1)
+    reply = stack.call("searchContact", a(userName="ops_two", queueName="q"))
+    assert reply["status"] == 429 and "1205" in reply["message"]
+
+
+def test_transient_errors_are_retried(stack: Stack) -> None:
+    stack.sim.set_faults(transient=2)
+    reply = stack.call("searchContact", a(userName="ops_two", queueName="q"))
+    assert reply["status"] == 0
+    assert stack.deadletters.take() == []
+
+
+def test_out_of_retries_is_answered_and_dead_lettered(stack: Stack) -> None:
+    stack.sim.set_faults(transient=10)
+    request = a(userName="ops_two", queueName="q")
+    reply = stack.call("searchContact", request, timeout_s=40)
+    assert reply["status"] == 504 and "gave up after 3 retries" in reply["message"]
+    [(_, dead)] = stack.deadletters.wait(lambda got: len(got) >= 1)
+    assert dead == {
+        "task": "contactq.searchContact",
+        "queue": "queue.searchContact_1_1",
+        "request": request,
+        "status": 504,
+        "reason": reply["message"],
+    }
+
+
+def test_request_that_is_not_a_map_is_answered(stack: Stack) -> None:
+    result = stack.app.send_task("contactq.searchContact", args=["not json"], queue="queue.searchContact_1_1")
+    assert result.get(timeout=20) == {"status": 400, "message": "a request is a JSON object, not str"}
+
+
+# -- getContact ---------------------------------------------------------------------------------------------------
+
+
+def test_get_contact_stores_and_announces(stack: Stack) -> None:
+    reply = stack.call("getContact", a(userName=NICOLE))
+    assert reply["status"] == 0 and reply["contact"]["RemarkPYQuanPin"] == "shuping"
+    assert stack.contact(A, NICOLE) == reply["contact"]
+    events = stack.events.wait(lambda got: len(got) >= 1)
+    assert events == [event("modcontact", NICOLE)]
+    assert stack.bridge_events.take() == events  # the bridge's outbound queue got the same
+
+
+def test_get_chatroom_member_answers_on_the_queue(stack: Stack) -> None:
+    reply = stack.call("getContact", a(userName=YANG, chatRoomName=ROOM, queueName="queue.reply.member"))
+    assert reply["status"] == 0 and reply["contact"]["NickName"] == "杨过"
+    assert stack.store.members(A["uin"], ROOM)[YANG]["ChatRoomName"] == ROOM
+    [(_, outbox)] = stack.replies.wait(lambda got: len(got) >= 1)
+    assert outbox["queueName"] == "queue.reply.member" and outbox["reply"] == reply
+    assert stack.events.take() == []
+
+
+def test_get_chatroom_stores_members(stack: Stack) -> None:
+    reply = stack.call("getContact", a(userName=ROOM))
+    assert reply["status"] == 0 and reply["contact"]["ChatRoomOwner"] == A["wxid"]
+    assert YANG in stack.store.members(A["uin"], ROOM)
+    assert stack.events.wait(lambda got: len(got) >= 1) == [event("chatroommember", ROOM)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "message"),
+    [
+        ({"userName": "wxid_stranger"}, 404, "not a contact"),
+        ({"userName": YANG, "chatRoomName": ROOM}, 400, "queueName is required"),
+        ({"userName": "wxid_nobody", "chatRoomName": ROOM, "queueName": "q"}, 404, "not in"),
+        ({"chatRoomName": ROOM, "queueName": "q"}, 400, "userName"),
+        ({"userName": NICOLE, "uin": None}, 400, "uin"),
+    ],
+)
+def test_get_contact_failures(stack: Stack, fields: dict[str, Any], status: int, message: str) -> None:
+    reply = stack.call("getContact", a(**fields), child=1)
+    assert reply["status"] == status and message in reply["message"]
+
+
+# -- addContact ---------------------------------------------------------------------------------------------------
+
+
+def searched(stack: Stack, query: str) -> dict[str, Any]:
+    reply = stack.call("searchContact", a(userName=query, queueName="q"))
+    assert reply["status"] == 0
+    return {"userName": query, "v1": reply["user_name"], "v2": reply["stranger"]}
+
+
+def test_add_contact_sends_one_friend_request(stack: Stack) -> None:
+    request = a(**searched(stack, "xiaolongnv"), verify="你好", type="3", queueName="queue.reply.add")
+    reply = stack.call("addContact", request)
+    assert reply == {**request, "status": 0, "message": ""}
+    [xml] = stack.sim.pending_requests("wxid_a9s8d7f6g5h4j3")
+    assert parse_friend_request(xml).content == "你好"
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "message"),
+    [
+        ({"type": 7}, 400, "type"),
+        ({"type": "QR"}, 400, "type"),
+        ({"v1": ""}, 400, "v1"),
+        ({"verify": None}, 400, "verify"),
+        ({"userName": "wxid_a9s8d7f6g5h4j3"}, 400, "wxid_"),
+        ({"v2": "v2_forged@stranger"}, 502, "ticket"),
+        ({"v1": "v1_unknown@stranger"}, 404, "unknown v1"),
+    ],
+)
+def test_add_contact_failures(stack: Stack, fields: dict[str, Any], status: int, message: str) -> None:
+    request = a(**searched(stack, "xiaolongnv"), verify="hi", type=3, queueName="q") | fields
+    reply = stack.call("addContact", request)
+    assert reply["status"] == status and message in reply["message"]
+    assert stack.sim.pending_requests("wxid_a9s8d7f6g5h4j3") == []
+
+
+def test_add_contact_refused_by_the_other_side(stack: Stack) -> None:
+    reply = stack.call("addContact", a(**searched(stack, "chanyu_fly"), verify="hi", type=3, queueName="q"))
+    assert reply["status"] == 403
+
+
+# -- addNew -------------------------------------------------------------------------------------------------------
+
+
+def test_add_new_accepts_the_pending_request(stack: Stack) -> None:
+    [xml] = stack.sim.pending_requests(A["wxid"])  # the fixture's request from 合法人類。
+    request = {"loginer": 18, "uin": A["uin"], **parse_friend_request(xml).add_new_fields(), "wechatUser": "{}"}
+    reply = stack.call("addNew", request)
+    assert reply["status"] == 0 and reply["field"] == "wxid_63ibkhndjl7i21"
+    assert stack.contact(A, "wxid_63ibkhndjl7i21")["NickName"] == "合法人類。"  # type: ignore[index]
+    assert stack.events.wait(lambda got: len(got) >= 1) == [event("modcontact", "wxid_63ibkhndjl7i21")]
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "message"),
+    [
+        ({"opcode": 2}, 400, "opcode must be 3"),
+        ({"opcode": "3", "type": "30"}, 0, ""),  # numbers as strings are coerced
+        ({"verifyUserTicket": "v2_wrong@stranger"}, 404, "no such friend request"),
+        ({"type": 99}, 400, "type"),
+    ],
+)
+def test_add_new_field_rules(stack: Stack, fields: dict[str, Any], status: int, message: str) -> None:
+    [xml] = stack.sim.pending_requests(A["wxid"])
+    request = {"loginer": "18", "uin": A["uin"], **parse_friend_request(xml).add_new_fields()} | fields
+    reply = stack.call("addNew", request)
+    assert reply["status"] == status and message in reply["message"]
+
+
+# -- modifyName ---------------------------------------------------------------------------------------------------
+
+
+def test_modify_name_sets_remark_and_pinyin(stack: Stack) -> None:
+    reply = stack.call(
+        "modifyName",
+        {
+            "loginer": 18,
+            "uin": A["uin"],
+            "userName": ZENG,
+            "newRemarkName": "重庆老板",
+            "wechatUser": '{"uin": 1150109773}',
+        },
+    )
+    assert reply["status"] == 0
+    stored = stack.contact(A, ZENG)
+    assert stored is not None
+    assert (stored["Remark"], stored["RemarkName"], stored["RemarkPYQuanPin"], stored["RemarkPYInitial"]) == (
+        "重庆老板",
+        "重庆老板",
+        "chongqinglaoban",
+        "CQLB",
+    )
+    assert stack.events.wait(lambda got: len(got) >= 1) == [event("modcontact", ZENG)]
+
+
+def test_modify_name_of_a_stranger_is_not_found(stack: Stack) -> None:
+    reply = stack.call("modifyName", {"loginer": 18, "uin": A["uin"], "userName": YANG, "newRemarkName": "x"})
+    assert reply["status"] == 404
+    assert stack.call("modifyName", {"loginer": 18, "uin": A["uin"], "userName": YANG})["status"] == 400
+
+
+# -- addChatRoomContact ---------------------------------------------------------------------------------------------
+
+
+def test_add_chatroom_contact_accepted_at_once(stack: Stack) -> None:
+    request = {
+        "loginer": 18,
+        "uin": A["uin"],
+        "userName": YANG,
+        "chatRoomName": ROOM,
+        "verify": "群里见过",
+        "queueName": "queue.reply.room",
+    }
+    reply = stack.call("addChatRoomContact", request)
+    assert reply == {**request, "status": 0, "message": ""}
+    # 杨过 accepts at once: WeChat pushes the new friend to A, which is stored and announced.
+    assert stack.events.wait(lambda got: len(got) >= 1) == [event("modcontact", YANG)]
+    assert stack.contact(A, YANG)["NickName"] == "杨过"  # type: ignore[index]
+    assert stack.sim.verify_log() == [[A["uin"], 2, YANG, 14]]
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "message"),
+    [
+        ({"userName": "wxid_u1i2o3p4a5s6d7"}, 404, "not in"),
+        ({"chatRoomName": "not-a-room"}, 400, "chatRoomName"),
+        ({"queueName": ""}, 400, "queueName"),
+    ],
+)
+def test_add_chatroom_contact_failures(stack: Stack, fields: dict[str, Any], status: int, message: str) -> None:
+    request = {
+        "loginer": 18,
+        "uin": A["uin"],
+        "userName": YANG,
+        "chatRoomName": ROOM,
+        "verify": "hi",
+        "queueName": "q",
+    } | fields
+    reply = stack.call("addChatRoomContact", request)
+    assert reply["status"] == status and message in reply["message"]
+
+
+# -- syncContact ----------------------------------------------------------------------------------------------------
+
+
+def test_sync_contact_stores_everything_and_removes_what_is_gone(stack: Stack) -> None:
+    stack.store.put_contacts(A["uin"], A["wxid"], [{"UserName": "wxid_long_gone"}])
+    reply = stack.call("syncContact", {"loginer": 18, "uin": A["uin"]})
+    assert (reply["status"], reply["contacts"], reply["chatrooms"], reply["removed"]) == (0, 16, 2, 1)
+    stored = stack.store.usernames(A["uin"], A["wxid"])
+    assert len(stored) == 18 and NICOLE in stored and ROOM in stored and "wxid_long_gone" not in stored
+    assert stack.contact(A, NICOLE)["RemarkPYInitial"] == "SP"  # type: ignore[index]
+    assert len(stack.store.members(A["uin"], ROOM)) == 7
+    events = stack.events.wait(lambda got: len(got) >= 19)
+    assert len([e for e in events if e[0] == "topic.getcontact"]) == 16
+    assert sorted(e[1]["field"] for e in events if e[0] == "topic.chatroommember") == sorted(
+        [ROOM, "20971512345@chatroom"]
+    )
+    assert [e for e in events if e[0] == "topic.delcontact"] == [event("delcontact", "wxid_long_gone")]
+    assert event("getcontact", NICOLE) in events
+
+
+def test_sync_reports_progress(stack: Stack) -> None:
+    stack.sim.set_faults(latency_ms=150)
+    result = stack.submit("syncContact", {"loginer": 18, "uin": B["uin"]})
+    states = set()
+    while not result.ready():
+        states.add(result.state)
+        if result.state == "PROGRESS":
+            assert result.info["stored"] >= 1
+    assert "PROGRESS" in states
+    assert result.get(timeout=20)["contacts"] == 12

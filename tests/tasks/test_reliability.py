@@ -1,0 +1,175 @@
+"""Nothing lost, nothing doubled: killed workers, the cluster-wide rate limit, and once-only friend requests.
+
+The worker-killing and rate-limit tests run their own workers on a broker database of their own (6), with settings
+the session's workers do not share: a short visibility timeout, a tight rate limit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+from celery.result import AsyncResult
+
+from contactq import celeryconfig
+from contactq.settings import Settings
+from tests.stack import ACCOUNT_A, Stack, Worker
+
+A = ACCOUNT_A
+OWN_BROKER = "redis://127.0.0.1:6379/6"
+MANUAL_PEOPLE = ["xiaolongnv", "wu_yan", "zheng_zhong", "feng_xg"]  # strangers to A who answer by hand
+
+
+@pytest.fixture
+def own_broker() -> Iterator[str]:
+    client = redis.Redis.from_url(OWN_BROKER)
+    client.flushdb()
+    yield OWN_BROKER
+    client.flushdb()
+
+
+def client_app(broker_url: str) -> Celery:
+    """A separate caller, as another Python service would have: it sends tasks by name."""
+    app = Celery("caller")
+    app.conf.update(celeryconfig.from_settings(Settings(broker_url=broker_url, child_ids=[])))
+    return app
+
+
+def send(app: Celery, op: str, request: dict[str, Any]) -> AsyncResult[Any]:
+    return app.send_task(f"contactq.{op}", args=[request], queue=f"queue.{op}_1_1")
+
+
+def wait_all(results: list[AsyncResult[Any]], timeout_s: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    return [r.get(timeout=max(0.1, deadline - time.monotonic())) for r in results]
+
+
+def test_worker_killed_mid_batch_loses_no_task(stack: Stack, own_broker: str) -> None:
+    env = {
+        "CONTACTQ_BROKER_URL": own_broker,
+        "CONTACTQ_VISIBILITY_TIMEOUT_S": "3",
+        "CONTACTQ_UNACKED_RESTORE_INTERVAL_S": "1",
+    }
+    adds = []
+    for query in MANUAL_PEOPLE:
+        found = stack.call("searchContact", {"adminUserId": 18, "uin": A["uin"], "userName": query, "queueName": "q"})
+        adds.append(
+            {
+                "adminUserId": 18,
+                "uin": A["uin"],
+                "userName": query,
+                "v1": found["user_name"],
+                "v2": found["stranger"],
+                "verify": "hi",
+                "type": 3,
+                "queueName": "q",
+            }
+        )
+    stack.sim.set_faults(latency_ms=250)
+    doomed = Worker("doomed", [1], env)
+    doomed.start()
+    doomed.wait_ready()
+    caller = client_app(own_broker)
+    results = [
+        send(
+            caller,
+            "searchContact",
+            {"adminUserId": 18, "uin": A["uin"], "userName": "ops_two", "queueName": "q", "n": n},
+        )
+        for n in range(16)
+    ]
+    results += [send(caller, "addContact", request) for request in adds]
+    while sum(r.ready() for r in results) < 3:
+        time.sleep(0.05)
+    doomed.kill()
+    assert sum(r.ready() for r in results) < len(results)
+
+    survivor = Worker("survivor", [1], env)
+    survivor.start()
+    try:
+        survivor.wait_ready()
+        replies = wait_all(results, timeout_s=90)
+    finally:
+        survivor.stop()
+    assert [r["status"] for r in replies] == [0] * len(results)
+    assert sorted(r["n"] for r in replies[:16]) == list(range(16))
+    # Every friend request reached its person, and each holds one request from A, however often it was delivered.
+    for wxid in ("wxid_a9s8d7f6g5h4j3", "wxid_u1i2o3p4a5s6d7", "wxid_h1j2k3l4z5x6c7", "wxid_v1b2n3m4q5w6e7"):
+        assert len(stack.r.hkeys(f"{stack.settings.sim_prefix}pending:{wxid}")) == 1
+
+
+def test_rate_limit_holds_across_workers(stack: Stack, own_broker: str) -> None:
+    env = {
+        "CONTACTQ_BROKER_URL": own_broker,
+        "CONTACTQ_RATE_LIMITS": json.dumps({"searchContact": {"count": 3, "period_s": 60}}),
+    }
+    workers = [Worker(f"limited{n}", [1], env, concurrency=1) for n in (1, 2)]
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            worker.wait_ready()
+        stack.sim.set_faults(latency_ms=100)
+        caller = client_app(own_broker)
+        results = [
+            send(caller, "searchContact", {"adminUserId": 18, "uin": A["uin"], "userName": "ops_two", "queueName": "q"})
+            for _ in range(12)
+        ]
+        replies = wait_all(results, timeout_s=60)
+        served_by = {caller.backend.get_task_meta(r.id)["worker"] for r in results}
+    finally:
+        for worker in workers:
+            worker.stop()
+    statuses = sorted(r["status"] for r in replies)
+    assert statuses == [0] * 3 + [429] * 9
+    assert all("limited to 3 per 60 s" in r["message"] for r in replies if r["status"] == 429)
+    assert len(served_by) == 2
+
+
+def test_same_friend_request_twice_is_sent_once(stack: Stack) -> None:
+    found = stack.call(
+        "searchContact", {"adminUserId": 18, "uin": A["uin"], "userName": "xiaolongnv", "queueName": "q"}
+    )
+    request = {
+        "adminUserId": 18,
+        "uin": A["uin"],
+        "userName": "xiaolongnv",
+        "v1": found["user_name"],
+        "v2": found["stranger"],
+        "verify": "hi",
+        "type": 3,
+        "queueName": "q",
+    }
+    stack.sim.set_faults(latency_ms=300)
+    with ThreadPoolExecutor(4) as pool:  # four deliveries at once, as a double click or a redelivery would
+        replies = list(pool.map(lambda _: stack.call("addContact", request), range(4)))
+    assert [r["status"] for r in replies] == [0] * 4
+    again = stack.call("addContact", request)
+    assert again == {**request, "status": 0, "message": ""}
+    assert [row[:3] for row in stack.sim.verify_log()] == [[A["uin"], 2, "wxid_a9s8d7f6g5h4j3"]]
+
+
+def test_failed_friend_request_may_be_tried_again(stack: Stack) -> None:
+    found = stack.call(
+        "searchContact", {"adminUserId": 18, "uin": A["uin"], "userName": "xiaolongnv", "queueName": "q"}
+    )
+    request = {
+        "adminUserId": 18,
+        "uin": A["uin"],
+        "userName": "xiaolongnv",
+        "v1": found["user_name"],
+        "v2": found["stranger"],
+        "verify": "hi",
+        "type": 3,
+        "queueName": "q",
+    }
+    stack.sim.set_faults(too_frequent=1)
+    assert stack.call("addContact", request)["status"] == 429
+    assert stack.call("addContact", request)["status"] == 0
+    assert len(stack.sim.pending_requests("wxid_a9s8d7f6g5h4j3")) == 1
