@@ -1,0 +1,134 @@
+"""syncContact of an account with 10,000 contacts: the whole task against a raw baseline, in the same run.
+
+Ours: apply_async of syncContact to a real worker, until its result is back (paging through the simulated WeChat,
+building records with pinyin, pipelined HSET, one event per contact through kombu, progress states, removal check).
+Raw: the same 10,000 records written with pipelined HSET, and the same 10,000 events published with kombu directly.
+
+    python bench/sync_contact.py [--contacts 10000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import os
+
+# Databases of its own, so a benchmark never touches a running demo or a test run.
+os.environ.update(
+    CONTACTQ_BROKER_URL="redis://127.0.0.1:6379/3",
+    CONTACTQ_RESULT_BACKEND="redis://127.0.0.1:6379/4",
+    CONTACTQ_STORE_URL="redis://127.0.0.1:6379/5",
+    CONTACTQ_SIM_URL="redis://127.0.0.1:6379/5",
+    CONTACTQ_CHILD_IDS="1",
+)
+
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import click  # noqa: E402
+import redis  # noqa: E402
+from kombu import Connection, Producer  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from contactq.protocol.fixture import Account, Fixture, Friendship, Person  # noqa: E402
+from contactq.protocol.records import contact_record  # noqa: E402
+from contactq.protocol.simulated import SimulatedWeChat  # noqa: E402
+from contactq.tasks import app, settings, submit  # noqa: E402
+from contactq.tasks.messages import announcement  # noqa: E402
+from contactq.tasks.outbox import Outbox  # noqa: E402
+from contactq.tasks.store import BATCH, contact_key  # noqa: E402
+from tests.stack import Worker  # noqa: E402
+
+UIN, WXID = "3150109773", "wxid_bench0000000001"
+SURNAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕施张孔曹严华金魏陶姜"
+GIVEN = ["小明", "淑萍", "建国", "丽丽", "Nicole", "大伟", "晓东", "Amy", "子涵", "一鸣", "乐乐", "重庆"]
+
+
+def fixture(contacts: int) -> Fixture:
+    people = [
+        Person(
+            wxid=f"wxid_bench{n:010d}",
+            nickname=f"{SURNAMES[n % len(SURNAMES)]}{GIVEN[n % len(GIVEN)]}{n}",
+            alias=f"bench_{n}",
+            sex=n % 3,
+        )
+        for n in range(2, contacts + 2)
+    ]
+    account = Account(uin=UIN, wxid=WXID, server_id=1, child_id=1, loginer=18, nickname="压测号")
+    friends = [
+        Friendship(account=WXID, friend=p.wxid, remark="备注" if n % 5 == 0 else "") for n, p in enumerate(people)
+    ]
+    return Fixture(accounts=[account], people=people, friendships=friends)
+
+
+def drain(r: redis.Redis, queue: str) -> int:
+    """Empty the bridge's outbound queue between runs; returns how many events it held."""
+    held = int(r.llen(queue))
+    r.delete(queue)
+    return held
+
+
+def ours(store: redis.Redis, broker: redis.Redis) -> float:
+    store.delete(contact_key(UIN, WXID))
+    start = time.perf_counter()
+    reply = submit("syncContact", {"loginer": 18, "uin": UIN}, server_id=1, child_id=1).get(timeout=600)
+    elapsed = time.perf_counter() - start
+    assert reply["status"] == 0, reply
+    return elapsed
+
+
+def raw(store: redis.Redis, records: list[dict[str, object]], producer: Producer) -> float:
+    store.delete(contact_key(UIN, WXID))
+    key = contact_key(UIN, WXID)
+    events = [announcement("getcontact", UIN, WXID, 18, str(r["UserName"])).event.model_dump() for r in records]
+    start = time.perf_counter()
+    pipe = store.pipeline(transaction=False)
+    for i in range(0, len(records), BATCH):
+        pipe.hset(key, mapping={str(r["UserName"]): json.dumps(r, ensure_ascii=False) for r in records[i : i + BATCH]})
+    pipe.execute()
+    for body in events:
+        producer.publish(body, routing_key=settings.topics["getcontact"], serializer="json", delivery_mode=2)
+    return time.perf_counter() - start
+
+
+@click.command()
+@click.option("--contacts", default=10_000, show_default=True)
+@click.option("--runs", default=3, show_default=True)
+def main(contacts: int, runs: int) -> None:
+    store = redis.Redis.from_url(settings.store_url, decode_responses=True)
+    broker = redis.Redis.from_url(settings.broker_url)
+    for client in (store, broker, redis.Redis.from_url(settings.result_backend)):
+        client.flushdb()
+    sim = SimulatedWeChat(store, 1, [1], prefix=settings.sim_prefix, page_size=settings.sim_page_size)
+    sim.load(fixture(contacts))
+    records = [contact_record(raw_contact, WXID) for raw_contact in sim.contact_details(UIN, sim.contacts_of(WXID))]
+
+    worker = Worker("bench", [1], concurrency=1)
+    worker.start()
+    outbox = Outbox(app, settings)
+    try:
+        worker.wait_ready()
+        with Connection(settings.broker_url) as conn:
+            producer = Producer(conn.channel(), exchange=outbox.exchange)
+            outbox.events_queue(conn.default_channel).declare()
+            ours_s, raw_s = [], []
+            ours(store, broker)  # warm-up: imports, connections, pinyin tables
+            drain(broker, settings.events_outbox)
+            for _ in range(runs):
+                ours_s.append(ours(store, broker))
+                assert drain(broker, settings.events_outbox) == contacts
+                raw_s.append(raw(store, records, producer))
+                assert drain(broker, settings.events_outbox) == contacts
+    finally:
+        worker.stop()
+    ours_rate, raw_rate = contacts / statistics.median(ours_s), contacts / statistics.median(raw_s)
+    click.echo(f"syncContact, {contacts} contacts, median of {runs} runs")
+    click.echo(f"  contactq (task, end to end): {ours_rate:8.0f} contacts/s  ({statistics.median(ours_s):.2f} s)")
+    click.echo(f"  raw HSET + kombu publish:    {raw_rate:8.0f} contacts/s  ({statistics.median(raw_s):.2f} s)")
+    click.echo(f"  ratio contactq / raw:        {ours_rate / raw_rate:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
