@@ -22,23 +22,24 @@ class FriendRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
+    # In the order WeChat writes them.
     fromusername: str
     encryptusername: str  # v1
-    ticket: str  # v2
-    scene: int
     fromnickname: str = ""
     content: str = ""
     fullpy: str = ""
     shortpy: str = ""
-    opcode: int = 2
-    sex: int = 0
-    alias: str = ""
+    scene: int
     country: str = ""
     province: str = ""
     city: str = ""
     sign: str = ""
+    sex: int = 0
+    alias: str = ""
     bigheadimgurl: str = ""
     smallheadimgurl: str = ""
+    ticket: str  # v2
+    opcode: int = 2
     chatroomusername: str = ""
     sourceusername: str = ""
     sourcenickname: str = ""
