@@ -57,14 +57,16 @@ def flower(session_stack: Stack) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
+        # Ready once it knows both workers: by then it is receiving their events.
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(url, timeout=1)
-            except urllib.error.HTTPError:
-                break  # answering, with 401
+                status, workers = get(f"{url}/api/workers?refresh=1", auth=("ops", "s3cret"))
+                if status == 200 and len(workers) >= 2:
+                    break
             except OSError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.3)
         yield url
     finally:
         proc.terminate()
@@ -106,6 +108,8 @@ def test_flower_shows_tasks_with_queues_and_masks_secrets(stack: Stack, flower: 
         if all(seen.get(r.id, {}).get("state") == "SUCCESS" for r in (found, added)):
             break
         time.sleep(0.3)
+    else:
+        raise AssertionError(f"Flower did not show both tasks as done: {sorted(seen)}")
     search, add = seen[found.id], seen[added.id]
     assert (search["name"], search["routing_key"]) == ("contactq.searchContact", "queue.searchContact_1_1")
     assert (add["name"], add["routing_key"]) == ("contactq.addContact", "queue.addContact_1_1")
