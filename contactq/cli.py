@@ -39,6 +39,18 @@ def flower() -> None:
 
 
 @main.command()
+def bridge() -> None:
+    """The ActiveMQ bridge for CONTACTQ_BRIDGE_SERVERS: requests into Celery, replies and events back out."""
+    import logging
+
+    from contactq.bridge.service import Bridge
+    from contactq.tasks import app, settings
+
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/%(threadName)s] %(message)s")
+    Bridge(app, settings).run()
+
+
+@main.command()
 def demo() -> None:
     """Perform every operation once through apply_async, printing each reply and event."""
     from contactq.demo import run

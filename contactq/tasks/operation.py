@@ -84,6 +84,10 @@ class Spec(Generic[M]):
     once: Callable[[M], tuple[str, ...]] | None
 
 
+# Every operation by name, so that the bridge validates a request with the model its task will use.
+SPECS: dict[str, Spec[Any]] = {}
+
+
 def operation(
     op: str, model: type[M], *, once: Callable[[M], tuple[str, ...]] | None = None
 ) -> Callable[[Act[M]], Task[Any, Any]]:
@@ -94,6 +98,7 @@ def operation(
 
     def register(act: Act[M]) -> Task[Any, Any]:
         spec = Spec(op, model, act, once)
+        SPECS[op] = spec
 
         @app.task(
             name=task_name(op),

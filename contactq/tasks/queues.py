@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from kombu import Exchange, Queue
 
 OPERATIONS = (
@@ -35,6 +38,38 @@ def celery_queue(name: str) -> Queue:
 def worker_queues(server_id: int, child_ids: list[int]) -> list[str]:
     """Exactly the queues a worker for these children consumes."""
     return [queue_name(op, server_id, child) for child in child_ids for op in (*OPERATIONS, PUSHED_CHANGE)]
+
+
+@dataclass(frozen=True)
+class RequestQueue:
+    """Where a request was sent; `child_id` is None for `queue.{op}_{SERVER_ID}`, routed by the request's uin."""
+
+    op: str
+    server_id: int
+    child_id: int | None
+
+
+# queue.{op}_{S}_{C}, and the seed's own spellings: queue.{op}_{S} and queue.addChatRoomContact{S}_{C}.
+_REQUEST_QUEUE = re.compile(r"^queue\.(?P<op>[A-Za-z]+?)(?P<sep>_?)(?P<server>\d+)(?:_(?P<child>\d+))?$")
+
+
+def parse_request_queue(name: str) -> RequestQueue | None:
+    """The operation, server and child a request queue names, in any spelling the seed uses; None if none."""
+    found = _REQUEST_QUEUE.match(name)
+    if found is None or found["op"] not in OPERATIONS:
+        return None
+    child = int(found["child"]) if found["child"] else None
+    if not found["sep"] and (found["op"] != "addChatRoomContact" or child is None):
+        return None
+    return RequestQueue(found["op"], int(found["server"]), child)
+
+
+def activemq_request_queues(server_id: int, child_ids: list[int]) -> list[str]:
+    """Every queue a Java producer may send this server's requests to."""
+    names = [queue_name(op, server_id, child) for child in child_ids for op in OPERATIONS]
+    names += [f"queue.{op}_{server_id}" for op in OPERATIONS]
+    names += [f"queue.addChatRoomContact{server_id}_{child}" for child in child_ids]
+    return names
 
 
 def _check(op: str) -> None:

@@ -1,6 +1,15 @@
 import pytest
 
-from contactq.tasks.queues import OPERATIONS, celery_queue, queue_name, task_name, worker_queues
+from contactq.tasks.queues import (
+    OPERATIONS,
+    RequestQueue,
+    activemq_request_queues,
+    celery_queue,
+    parse_request_queue,
+    queue_name,
+    task_name,
+    worker_queues,
+)
 
 
 def test_queue_and_task_names() -> None:
@@ -23,3 +32,29 @@ def test_celery_queue_is_a_direct_queue_of_the_same_name() -> None:
         "direct",
         "queue.getContact_1_1",
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "parsed"),
+    [
+        ("queue.searchContact_1_2", RequestQueue("searchContact", 1, 2)),
+        ("queue.getContact_12", RequestQueue("getContact", 12, None)),  # the seed's examples: routed by uin
+        ("queue.addChatRoomContact3_4", RequestQueue("addChatRoomContact", 3, 4)),  # the seed's, no underscore
+        ("queue.addChatRoomContact_3_4", RequestQueue("addChatRoomContact", 3, 4)),
+        ("queue.searchContact1_2", None),
+        ("queue.addChatRoomContact3", None),
+        ("queue.deleteAll_1_1", None),
+        ("queue.reply.search", None),
+        ("queue.receiveSearchContact", None),
+        ("queue.searchContact_1_2_3", None),
+    ],
+)
+def test_request_queue_spellings(name: str, parsed: RequestQueue | None) -> None:
+    assert parse_request_queue(name) == parsed
+
+
+def test_the_bridge_consumes_every_spelling_of_its_children() -> None:
+    names = activemq_request_queues(1, [1, 2])
+    assert len(names) == 7 * 2 + 7 + 2
+    assert {"queue.getContact_1", "queue.addChatRoomContact1_2", "queue.addNew_1_1"} <= set(names)
+    assert all(parse_request_queue(n) is not None for n in names)

@@ -1,0 +1,74 @@
+"""Requests from ActiveMQ into Celery: decode, validate, route to the child's queue, and only then acknowledge."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+
+from contactq.bridge.decode import decode_request
+from contactq.errors import InvalidRequest, NotOnline, Status
+from contactq.settings import Settings
+from contactq.tasks.app import masked_reprs
+from contactq.tasks.messages import parse_request
+from contactq.tasks.operation import SPECS
+from contactq.tasks.queues import parse_request_queue, queue_name, task_name
+from contactq.tasks.store import AccountRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    task_id: str
+    queue: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A message that will not become a task: answered where it names a reply queue, and dead-lettered."""
+
+    status: Status
+    reason: str
+    request: dict[str, Any] | None
+
+    @property
+    def reply_queue(self) -> str | None:
+        queue = (self.request or {}).get("queueName")
+        return queue if isinstance(queue, str) and queue else None
+
+
+class Inbound:
+    def __init__(self, app: Celery, settings: Settings, registry: AccountRegistry) -> None:
+        self.app = app
+        self.settings = settings
+        self.registry = registry
+
+    def handle(self, destination: str, headers: dict[str, str], body: bytes) -> Accepted | Refused:
+        """Send the request a message carries to its task. Redis being down raises: the message is not acknowledged."""
+        request: dict[str, Any] | None = None
+        try:
+            name = destination.removeprefix("/queue/")
+            where = parse_request_queue(name)
+            if where is None or where.server_id not in self.settings.bridge_servers:
+                raise InvalidRequest(f"{name} is not a request queue of this bridge")
+            request = decode_request(body, headers, self.settings.bridge_max_message_bytes)
+            parsed = parse_request(SPECS[where.op].model, request)
+            child = where.child_id if where.child_id is not None else self._child_of(parsed.uin, where.server_id)
+            queue = queue_name(where.op, where.server_id, child)
+            task_id = headers.get("message-id") or None
+            args = [request]
+            options: dict[str, Any] = {"queue": queue, "task_id": task_id, **masked_reprs(args, None)}
+            result = self.app.send_task(task_name(where.op), args=args, **options)
+            return Accepted(result.id, queue)
+        except (InvalidRequest, NotOnline) as e:
+            log.warning("refused a message on %s: %s", destination, e.message)
+            return Refused(e.status, e.message, request)
+
+    def _child_of(self, uin: str, server_id: int) -> int:
+        session = self.registry.lookup(uin)
+        if session is None or session.server_id != server_id:
+            raise NotOnline(f"uin {uin} is not logged in on server {server_id}")
+        return session.child_id

@@ -1,0 +1,89 @@
+"""Replies, events and dead letters from the Celery broker out to ActiveMQ, acknowledged only once ActiveMQ has them.
+
+Each is sent as a persistent JMS TextMessage of JSON: replies to the request's `queueName` with the request's message
+id as JMSCorrelationID, events to the ActiveMQ topic named by their routing key, dead letters to the bridge's DLQ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from typing import Any
+
+from celery import Celery
+from kombu import Consumer
+from kombu.message import Message
+
+from contactq.bridge.link import BrokerUnavailable, Link
+from contactq.settings import Settings
+from contactq.tasks.outbox import Outbox
+
+log = logging.getLogger(__name__)
+_PAUSE_S = 1.0
+
+
+def text(body: Any) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def persistent(**headers: str) -> dict[str, str]:
+    # `amq-msg-type: text` says TextMessage outright; `persistent` because STOMP sends are not persistent otherwise.
+    return {"persistent": "true", "amq-msg-type": "text", **headers}
+
+
+class Forwarder:
+    def __init__(self, app: Celery, settings: Settings, outbox: Outbox, link: Link) -> None:
+        self.app = app
+        self.settings = settings
+        self.outbox = outbox
+        self.link = link
+        self.forwarded = 0
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                with (
+                    self.app.connection_for_read() as conn,
+                    Consumer(
+                        conn,
+                        queues=[self.outbox.replies_queue, self.outbox.events_queue, self.outbox.deadletter_queue],
+                        callbacks=[self._forward],
+                        accept=["json"],
+                        prefetch_count=self.settings.bridge_prefetch,
+                    ),
+                ):
+                    while not stop.is_set():
+                        with contextlib.suppress(TimeoutError):
+                            conn.drain_events(timeout=1)
+            except Exception:
+                log.exception("forwarding to ActiveMQ stopped; starting again")
+                stop.wait(_PAUSE_S)
+
+    def destination(self, body: Any, message: Message) -> tuple[str, str, dict[str, str]]:
+        """Where a message from the outbox goes in ActiveMQ, with what body and headers."""
+        exchange = message.delivery_info.get("exchange")
+        if exchange == self.outbox.exchange.name:
+            return f"/topic/{message.delivery_info['routing_key']}", text(body), persistent()
+        if exchange == self.outbox.replies_queue.name and isinstance(body, dict) and body.get("queueName"):
+            headers = persistent(**{"correlation-id": str(body.get("correlationId", ""))})
+            return f"/queue/{body['queueName']}", text(body.get("reply")), headers
+        reason = str(body.get("reason", "")) if isinstance(body, dict) else "malformed outbox message"
+        original = str(body.get("queue", "")) if isinstance(body, dict) else ""
+        request = body.get("request") if isinstance(body, dict) else body
+        headers = persistent(**{"contactq-reason": reason, "contactq-original-destination": original})
+        return f"/queue/{self.settings.bridge_deadletter_queue}", text(request), headers
+
+    def _forward(self, body: Any, message: Message) -> None:
+        destination, payload, headers = self.destination(body, message)
+        try:
+            self.link.send(destination, payload, headers)
+        except BrokerUnavailable as e:
+            # Back to the outbox, to go out once ActiveMQ is there again.
+            log.warning("holding %s: %s", destination, e.message)
+            message.requeue()
+            self.link.connected.wait(_PAUSE_S)
+            return
+        message.ack()
+        self.forwarded += 1

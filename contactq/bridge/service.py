@@ -1,0 +1,107 @@
+"""The bridge as a process: two STOMP links (requests in; replies, events and dead letters out) and the forwarder."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from celery import Celery
+
+from contactq.bridge.decode import message_kind
+from contactq.bridge.inbound import Inbound, Refused
+from contactq.bridge.link import Link
+from contactq.bridge.outbound import Forwarder
+from contactq.settings import Settings
+from contactq.tasks.messages import reply
+from contactq.tasks.outbox import Outbox
+from contactq.tasks.queues import activemq_request_queues
+from contactq.tasks.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# Headers ActiveMQ sets on a delivered MESSAGE; every other one is the producer's and travels on to the DLQ.
+_DELIVERY_HEADERS = {
+    "ack",
+    "message-id",
+    "destination",
+    "subscription",
+    "redelivered",
+    "timestamp",
+    "expires",
+    "priority",
+    "persistent",
+    "content-length",
+}
+
+
+class Bridge:
+    def __init__(self, app: Celery, settings: Settings) -> None:
+        app.loader.import_default_modules()  # the operations, whose request models the bridge validates with
+        self.settings = settings
+        rt = Runtime.build(app, settings)
+        self.outbox = Outbox(app, settings)
+        self.inbound = Inbound(app, settings, rt.registry)
+        self.requests = Link(settings, "requests", on_connected=self._subscribe, on_message=self._on_request)
+        self.out = Link(settings, "replies")
+        self.forwarder = Forwarder(app, settings, self.outbox, self.out)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stop.set())
+        threads = [
+            threading.Thread(target=t, args=(self.stop,), name=n, daemon=True)
+            for n, t in (("requests", self.requests.run), ("replies", self.out.run), ("forwarder", self.forwarder.run))
+        ]
+        for thread in threads:
+            thread.start()
+        log.info("bridge for servers %s ready", self.settings.bridge_servers)
+        self.stop.wait()
+        for thread in threads:
+            thread.join(timeout=15)
+
+    def _subscribe(self, link: Link) -> None:
+        headers = {"transformation": "jms-map-json", "activemq.prefetchSize": str(self.settings.bridge_prefetch)}
+        for server, children in self.settings.bridge_servers.items():
+            for name in activemq_request_queues(server, children):
+                link.subscribe(f"/queue/{name}", headers)
+
+    def _on_request(self, frame: Any) -> None:
+        headers: dict[str, str] = dict(frame.headers)
+        body: bytes = frame.body if isinstance(frame.body, bytes) else str(frame.body).encode()
+        try:
+            verdict = self.inbound.handle(headers.get("destination", ""), headers, body)
+            if isinstance(verdict, Refused):
+                self._dead_letter(headers, body, verdict)
+        except Exception:
+            # Redis or ActiveMQ is not there: leave the message unacknowledged; it comes again after a reconnect.
+            log.exception("could not pass on message %s; reconnecting", headers.get("message-id"))
+            self.requests.conn.disconnect()
+            return
+        self.requests.ack(frame)
+
+    def _dead_letter(self, headers: dict[str, str], body: bytes, refused: Refused) -> None:
+        """The message as it came, to the DLQ with the reason; and an error reply where a reply queue is known."""
+        producers = {k: v for k, v in headers.items() if k not in _DELIVERY_HEADERS}
+        out_headers = {
+            **producers,
+            "persistent": "true",
+            "contactq-reason": refused.reason,
+            "contactq-original-destination": headers.get("destination", "").removeprefix("/queue/"),
+            "contactq-original-message-id": headers.get("message-id", ""),
+        }
+        # Sent on as the same kind of JMS message it came as.
+        kind = message_kind(headers, body)
+        out_headers.pop("transformation", None)
+        if kind == "map":
+            out_headers["transformation"] = "jms-map-json"
+        elif kind == "bytes":
+            out_headers["content-length"] = str(len(body))
+        else:
+            out_headers["amq-msg-type"] = "text"
+        self.out.send(f"/queue/{self.settings.bridge_deadletter_queue}", body, out_headers)
+        if refused.reply_queue and refused.request is not None:
+            answer = reply(refused.request, refused.status, refused.reason)
+            self.outbox.publish_reply(refused.reply_queue, headers.get("message-id", ""), answer)

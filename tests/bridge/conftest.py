@@ -1,0 +1,124 @@
+"""The bridge's stack: a real ActiveMQ (started by the project's script when absent) and a real bridge process."""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stomp
+
+from tests.stack import ROOT, Stack, Worker
+
+
+def activemq(command: str) -> None:
+    subprocess.run([str(ROOT / "scripts" / "activemq.sh"), command], cwd=ROOT, check=True, capture_output=True)
+
+
+class BridgeProcess:
+    def __init__(self) -> None:
+        self.log_path = Path(tempfile.mkstemp(prefix="contactq-bridge-", suffix=".log")[1])
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "contactq.cli", "bridge"],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_connected(self, times: int = 1, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.log().count("requests: connected to ActiveMQ") >= times:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the bridge did not connect:\n{self.log()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+
+
+class Stomp(stomp.ConnectionListener):  # type: ignore[misc]
+    """A STOMP client playing a producer and a consumer on ActiveMQ, as a test sees it."""
+
+    def __init__(self) -> None:
+        self.conn = stomp.Connection12([("127.0.0.1", 61613)], auto_content_length=False, auto_decode=False)
+        self.conn.set_listener("test", self)
+        self.conn.connect(wait=True)
+        self.inbox: dict[str, queue.Queue[tuple[dict[str, str], bytes]]] = {}
+        self._lock = threading.Lock()
+
+    def on_message(self, frame: Any) -> None:
+        with self._lock:
+            box = self.inbox.setdefault(frame.headers["subscription"], queue.Queue())
+        box.put((dict(frame.headers), frame.body))
+
+    def listen(self, destination: str) -> None:
+        with self._lock:
+            self.inbox.setdefault(destination, queue.Queue())
+        self.conn.subscribe(destination, id=destination, ack="auto")
+
+    def send(self, destination: str, body: str | bytes, **headers: str) -> str:
+        """Send as a TextMessage (or as what the headers make it); returns the JMS message id ActiveMQ gave it."""
+        marker = uuid.uuid4().hex
+        self.conn.send(destination, body, headers={"persistent": "true", "test-marker": marker, **headers})
+        return marker
+
+    def take(self, destination: str, count: int = 1, timeout_s: float = 20) -> list[tuple[dict[str, str], Any]]:
+        got = []
+        deadline = time.monotonic() + timeout_s
+        while len(got) < count:
+            try:
+                headers, body = self.inbox[destination].get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"{destination}: {len(got)} of {count} messages within {timeout_s} s") from None
+            got.append((headers, body))
+        return got
+
+    def take_json(self, destination: str, count: int = 1, timeout_s: float = 20) -> list[tuple[dict[str, str], Any]]:
+        return [(h, json.loads(b)) for h, b in self.take(destination, count, timeout_s)]
+
+    def close(self) -> None:
+        self.conn.disconnect()
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[None]:
+    activemq("up")
+    yield
+
+
+@pytest.fixture(scope="session")
+def bridge(broker: None, workers: list[Worker]) -> Iterator[BridgeProcess]:
+    process = BridgeProcess()
+    process.start()
+    try:
+        process.wait_connected()
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def amq(bridge: BridgeProcess, stack: Stack) -> Iterator[Stomp]:
+    client = Stomp()
+    yield client
+    client.close()
