@@ -3,27 +3,29 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export VENV
 
-.PHONY: run up down test lint bench venv redis
+.PHONY: run up down test lint bench venv redis activemq
 
 run: up
 	$(BIN)/contactq demo
 	scripts/stack.sh serve
 
-up: venv redis
+up: venv redis activemq
 	scripts/stack.sh up
 
 down:
 	scripts/stack.sh down
+	scripts/activemq.sh down
 
-test: venv redis lint
+test: venv redis activemq lint
 	$(BIN)/pytest
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: venv redis
+bench: venv redis activemq
 	$(BIN)/python bench/sync_contact.py
+	$(BIN)/python bench/bridge_search.py
 
 venv: $(VENV)/.installed
 
@@ -35,3 +37,6 @@ $(VENV)/.installed: pyproject.toml
 
 redis:
 	scripts/ensure-redis.sh
+
+activemq:
+	scripts/activemq.sh up

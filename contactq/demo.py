@@ -1,15 +1,18 @@
-"""Every operation once, through apply_async, against the simulated WeChat's default fixture.
+"""Every operation once, through apply_async, against the simulated WeChat's default fixture; then requests through
+ActiveMQ, as the Java platform sends them.
 
-Prints each reply and each event a Python consumer bound with `topic.#` receives.
+Prints each reply and each event: a Python consumer bound with `topic.#`, then an ActiveMQ consumer of the topics.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
 import click
+import stomp
 from kombu import Connection, Queue
 
 from contactq.protocol.friend_request import parse_friend_request
@@ -118,5 +121,45 @@ def run() -> None:
             },
         )
         bound.delete()
+    through_activemq()
     click.secho(f"Flower: http://{settings.flower_address}:{settings.flower_port}/ ({settings.flower_user})", bold=True)
     app.close()
+
+
+class _Shown(stomp.ConnectionListener):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_message(self, frame: Any) -> None:
+        self.count += 1
+        _show(f"    from ActiveMQ {frame.headers['destination']}", json.loads(frame.body))
+
+
+def through_activemq() -> None:
+    """TextMessages of JSON to the seed's queues, replies and events read back from ActiveMQ."""
+    click.secho("\nThrough ActiveMQ (STOMP 127.0.0.1:61613), as the Java platform sends:", fg="yellow", bold=True)
+    shown = _Shown()
+    conn = stomp.Connection12([(settings.activemq_host, settings.activemq_stomp_port)], auto_content_length=False)
+    conn.set_listener("demo", shown)
+    conn.connect(settings.activemq_user, settings.activemq_password, wait=True)
+    answer_to = f"queue.receiveSearchContact.demo{os.getpid()}"  # a queue of its own: no reply of an earlier run
+    for destination in (f"/queue/{answer_to}", "/topic/topic.modcontact"):
+        conn.subscribe(destination, id=destination, ack="auto")
+    requests = [
+        (
+            "queue.searchContact_1",
+            {"adminUserId": 18, "uin": A_UIN, "userName": "zhangsan_abc", "queueName": answer_to},
+        ),
+        ("queue.getContact_1", {"adminUserId": 18, "uin": B_UIN, "userName": A}),
+        (
+            "queue.modifyName_1_2",
+            {"uin": B_UIN, "userName": A, "loginer": 18, "newRemarkName": "一号同事", "wechatUser": "{}"},
+        ),
+    ]
+    for queue, request in requests:
+        _show(f"send to ActiveMQ {queue}", request)
+        conn.send(f"/queue/{queue}", json.dumps(request, ensure_ascii=False), headers={"persistent": "true"})
+    deadline = time.monotonic() + 30
+    while shown.count < 3 and time.monotonic() < deadline:  # the search's reply, an event each for the others
+        time.sleep(0.1)
+    conn.disconnect()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Workers for server 1 children 1 and 2, and Flower, in the background: up, down, serve (until Ctrl-C).
+# Workers for server 1 children 1 and 2, the ActiveMQ bridge and Flower, in the background: up, down, serve.
 set -euo pipefail
 RUN=.run
 BIN=${VENV:-.venv}/bin
@@ -27,16 +27,19 @@ wait_for() {  # name, text in its log
 up() {
   start worker-1 CONTACTQ_CHILD_IDS=1 "$BIN/contactq" worker
   start worker-2 CONTACTQ_CHILD_IDS=2 "$BIN/contactq" worker
+  start bridge "$BIN/contactq" bridge
   start flower "$BIN/contactq" flower
   wait_for worker-1 " ready."
   wait_for worker-2 " ready."
+  wait_for bridge "requests: connected to ActiveMQ"
   wait_for flower "Visit me at"
-  echo "contactq is up: workers for server 1 children 1 and 2, Flower on http://127.0.0.1:${CONTACTQ_FLOWER_PORT:-5555}/"
+  echo "contactq is up: workers for server 1 children 1 and 2, the ActiveMQ bridge (STOMP 127.0.0.1:61613),"
+  echo "Flower on http://127.0.0.1:${CONTACTQ_FLOWER_PORT:-5555}/"
   echo "logs in $RUN/; stop with: make down"
 }
 
 down() {
-  for name in flower worker-2 worker-1; do
+  for name in flower bridge worker-2 worker-1; do
     alive "$name" || { rm -f "$RUN/$name.pid"; continue; }
     local pid; pid=$(cat "$RUN/$name.pid")
     kill -TERM -- "-$pid" 2>/dev/null || true
@@ -50,8 +53,8 @@ down() {
 serve() {
   trap down EXIT
   echo "serving; press Ctrl-C to stop"
-  tail -n 0 -F "$RUN/worker-1.log" "$RUN/worker-2.log" &
-  while alive worker-1 && alive worker-2 && alive flower; do sleep 1; done
+  tail -n 0 -F "$RUN/worker-1.log" "$RUN/worker-2.log" "$RUN/bridge.log" &
+  while alive worker-1 && alive worker-2 && alive bridge && alive flower; do sleep 1; done
 }
 
 "$@"

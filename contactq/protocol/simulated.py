@@ -66,6 +66,13 @@ def _redis_errors() -> Iterator[None]:
         raise StoreUnavailable(f"simulated WeChat state unavailable: {e}") from e
 
 
+class _Account(Session):
+    online: bool
+
+    def session(self) -> Session:
+        return Session.model_validate(self.model_dump(exclude={"online"}))
+
+
 def _head_url(wxid: str, size: int) -> str:
     return f"http://wx.qlogo.cn/mmhead/ver_1/{hashlib.sha1(wxid.encode()).hexdigest()}/{size}"
 
@@ -95,7 +102,9 @@ class SimulatedWeChat:
         with _redis_errors():
             uins = sorted(self.r.smembers(f"{self.p}accounts"))
             found = [self._account(uin) for uin in uins]
-        return [s for s in found if s is not None and s.server_id == self.server_id and s.child_id == child_id]
+        return [
+            a.session() for a in found if a is not None and a.server_id == self.server_id and a.child_id == child_id
+        ]
 
     def session(self, uin: str) -> Session:
         with _redis_errors():
@@ -107,9 +116,9 @@ class SimulatedWeChat:
                     f"uin {uin} is logged in on server {found.server_id} child {found.child_id}, "
                     f"not on server {self.server_id} children {self.child_ids}"
                 )
-            if not self._online(uin):
+            if not found.online:
                 raise error_for_code(-13, f"uin {uin} is offline")
-        return found
+        return found.session()
 
     def search(self, uin: str, query: str) -> SearchResult:
         me = self.session(uin)
@@ -343,12 +352,9 @@ class SimulatedWeChat:
         if fault == "too_frequent":
             raise error_for_code(1205, "operation too frequent")
 
-    def _account(self, uin: str) -> Session | None:
+    def _account(self, uin: str) -> _Account | None:
         row = self.r.hgetall(f"{self.p}account:{uin}")
-        return Session.model_validate(row) if row else None
-
-    def _online(self, uin: str) -> bool:
-        return bool(self.r.hget(f"{self.p}account:{uin}", "online") == "1")
+        return _Account.model_validate({**row, "online": row.get("online") == "1"}) if row else None
 
     def _person(self, wxid: str) -> dict[str, Any]:
         doc = self.r.get(f"{self.p}person:{wxid}")

@@ -77,7 +77,7 @@ class Stomp(stomp.ConnectionListener):  # type: ignore[misc]
         self.conn.subscribe(destination, id=destination, ack="auto")
 
     def send(self, destination: str, body: str | bytes, **headers: str) -> str:
-        """Send as a TextMessage (or as what the headers make it); returns the JMS message id ActiveMQ gave it."""
+        """Send as a TextMessage (or as what the headers make it); returns the `test-marker` header it carries."""
         marker = uuid.uuid4().hex
         self.conn.send(destination, body, headers={"persistent": "true", "test-marker": marker, **headers})
         return marker
@@ -93,6 +93,18 @@ class Stomp(stomp.ConnectionListener):  # type: ignore[misc]
             got.append((headers, body))
         return got
 
+    def take_marked(
+        self, destination: str, markers: set[str], timeout_s: float = 20
+    ) -> list[tuple[dict[str, str], Any]]:
+        """The messages carrying these test markers, passing over what earlier runs left in a persistent queue."""
+        found: list[tuple[dict[str, str], Any]] = []
+        deadline = time.monotonic() + timeout_s
+        while len(found) < len(markers):
+            [(headers, body)] = self.take(destination, 1, max(0.01, deadline - time.monotonic()))
+            if headers.get("test-marker") in markers:
+                found.append((headers, body))
+        return found
+
     def take_json(self, destination: str, count: int = 1, timeout_s: float = 20) -> list[tuple[dict[str, str], Any]]:
         return [(h, json.loads(b)) for h, b in self.take(destination, count, timeout_s)]
 
@@ -106,8 +118,9 @@ def broker() -> Iterator[None]:
     yield
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def bridge(broker: None, workers: list[Worker]) -> Iterator[BridgeProcess]:
+    # Per module: while it runs, the bridge drains the outboxes that other tests read directly.
     process = BridgeProcess()
     process.start()
     try:

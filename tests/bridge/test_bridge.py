@@ -64,10 +64,10 @@ def test_invalid_request_is_answered_and_dead_lettered(amq: Stomp) -> None:
     amq.listen(DLQ)
     request = {"adminUserId": 18, "uin": A["uin"], "userName": "wxid_b7q2m0x1kk9922", "queueName": answer_to}
     body = json.dumps(request)
-    amq.send("/queue/queue.searchContact_1_1", body, **{"x-origin": "platform"})
+    marker = amq.send("/queue/queue.searchContact_1_1", body, **{"x-origin": "platform"})
     [(_, reply)] = amq.take_json(f"/queue/{answer_to}")
     assert reply == {**request, "status": 400, "message": reply["message"]} and "wxid_" in reply["message"]
-    [(headers, dead)] = amq.take(DLQ)
+    [(headers, dead)] = amq.take_marked(DLQ, {marker})
     assert dead.decode() == body  # untouched
     assert headers["contactq-original-destination"] == "queue.searchContact_1_1"
     assert "wxid_" in headers["contactq-reason"] and headers["x-origin"] == "platform"
@@ -75,10 +75,12 @@ def test_invalid_request_is_answered_and_dead_lettered(amq: Stomp) -> None:
 
 def test_undecodable_and_oversized_messages_are_dead_lettered(amq: Stomp, bridge: BridgeProcess) -> None:
     amq.listen(DLQ)
-    amq.send("/queue/queue.addContact_1_1", "this is not json")
-    amq.send("/queue/queue.addContact_1_1", json.dumps({"uin": A["uin"], "pad": "x" * 70_000}))
-    amq.send("/queue/queue.syncContact_1", json.dumps({"loginer": 18, "uin": "999"}))  # no such account
-    reasons = " | ".join(h["contactq-reason"] for h, _ in amq.take(DLQ, count=3))
+    markers = {
+        amq.send("/queue/queue.addContact_1_1", "this is not json"),
+        amq.send("/queue/queue.addContact_1_1", json.dumps({"uin": A["uin"], "pad": "x" * 70_000})),
+        amq.send("/queue/queue.syncContact_1", json.dumps({"loginer": 18, "uin": "999"})),  # no such account
+    }
+    reasons = " | ".join(h["contactq-reason"] for h, _ in amq.take_marked(DLQ, markers))
     assert "not JSON" in reasons and "larger than" in reasons and "uin 999 is not logged in" in reasons
     assert bridge.proc is not None and bridge.proc.poll() is None  # still running
 

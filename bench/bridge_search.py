@@ -1,0 +1,202 @@
+"""searchContact end to end through ActiveMQ and the bridge, against the raw Celery and raw STOMP round trips.
+
+Three paths, measured in the same run, each as a burst (requests/s) and one request at a time (p50/p99 latency):
+- bridge: a STOMP producer sends a TextMessage to queue.searchContact_1_1, the bridge hands it to the worker, the reply
+  comes back on the request's queueName;
+- raw Celery: apply_async of the same task to the same worker, result back from the result backend;
+- raw ActiveMQ: a STOMP request to a queue, echoed by a STOMP consumer to a reply queue.
+
+    python bench/bridge_search.py [--burst 2000] [--sequential 200]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.update(
+    CONTACTQ_BROKER_URL="redis://127.0.0.1:6379/3",
+    CONTACTQ_RESULT_BACKEND="redis://127.0.0.1:6379/4",
+    CONTACTQ_STORE_URL="redis://127.0.0.1:6379/5",
+    CONTACTQ_SIM_URL="redis://127.0.0.1:6379/5",
+    CONTACTQ_CHILD_IDS="1",
+    CONTACTQ_BRIDGE_SERVERS=json.dumps({"1": [1]}),
+    # The benchmark searches far faster than any account may: lift the per-account limit for it.
+    CONTACTQ_RATE_LIMITS=json.dumps({"searchContact": {"count": 10**9, "period_s": 1}}),
+)
+
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import click  # noqa: E402
+import redis  # noqa: E402
+import stomp  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from contactq.protocol.fixture import load_fixture  # noqa: E402
+from contactq.protocol.simulated import SimulatedWeChat  # noqa: E402
+from contactq.tasks import settings  # noqa: E402
+from contactq.tasks.search_contact import search_contact  # noqa: E402
+from tests.stack import Worker  # noqa: E402
+
+REQUEST = {"adminUserId": 18, "uin": "1150109773", "userName": "ops_two"}
+
+
+class Replies(stomp.ConnectionListener):  # type: ignore[misc]
+    """Arrival times of replies, by the request number they echo."""
+
+    def __init__(self) -> None:
+        self.at: dict[int, float] = {}
+        self.changed = threading.Condition()
+
+    def on_message(self, frame: Any) -> None:
+        n = int(json.loads(frame.body)["n"])
+        with self.changed:
+            self.at[n] = time.perf_counter()
+            self.changed.notify_all()
+
+    def wait(self, count: int, timeout_s: float = 300) -> None:
+        with self.changed:
+            if not self.changed.wait_for(lambda: len(self.at) >= count, timeout_s):
+                raise RuntimeError(f"{len(self.at)} of {count} replies")
+
+
+def stomp_client(listener: stomp.ConnectionListener | None = None) -> stomp.Connection12:
+    conn = stomp.Connection12([("127.0.0.1", 61613)], auto_content_length=False)
+    if listener is not None:
+        conn.set_listener("bench", listener)
+    conn.connect(wait=True)
+    return conn
+
+
+def measure(send: Callable[[int], None], replies: Replies, burst: int, sequential: int) -> tuple[float, list[float]]:
+    """(requests/s over a burst, latencies in ms one request at a time)."""
+    replies.at.clear()
+    start = time.perf_counter()
+    for n in range(burst):
+        send(n)
+    replies.wait(burst)
+    rate = burst / (max(replies.at.values()) - start)
+    latencies = []
+    for n in range(burst, burst + sequential):
+        sent = time.perf_counter()
+        send(n)
+        replies.wait(n + 1)
+        latencies.append((replies.at[n] - sent) * 1000)
+    return rate, latencies
+
+
+def bridge_path(burst: int, sequential: int) -> tuple[float, list[float]]:
+    replies = Replies()
+    conn = stomp_client(replies)
+    conn.subscribe("/queue/bench.reply.bridge", id="r", ack="auto")
+    body = {**REQUEST, "queueName": "bench.reply.bridge"}
+    try:
+        return measure(
+            lambda n: conn.send("/queue/queue.searchContact_1_1", json.dumps({**body, "n": n})),
+            replies,
+            burst,
+            sequential,
+        )
+    finally:
+        conn.disconnect()
+
+
+def celery_path(burst: int, sequential: int) -> tuple[float, list[float]]:
+    def send(n: int) -> Any:
+        # The same request as on the bridge path, reply queue included: the same work in the worker.
+        request = {**REQUEST, "queueName": "bench.reply.celery", "n": n}
+        return search_contact.apply_async(args=[request], queue="queue.searchContact_1_1")
+
+    start = time.perf_counter()
+    for result in [send(n) for n in range(burst)]:
+        result.get(timeout=300)
+    rate = burst / (time.perf_counter() - start)
+    latencies = []
+    for n in range(sequential):
+        sent = time.perf_counter()
+        send(n).get(timeout=60)
+        latencies.append((time.perf_counter() - sent) * 1000)
+    return rate, latencies
+
+
+class Echo(stomp.ConnectionListener):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.conn = stomp_client(self)
+        self.conn.subscribe("/queue/bench.request.raw", id="e", ack="client-individual")
+
+    def on_message(self, frame: Any) -> None:
+        self.conn.send("/queue/bench.reply.raw", frame.body, headers={"persistent": "true"})
+        self.conn.ack(frame.headers["ack"])
+
+
+def activemq_path(burst: int, sequential: int) -> tuple[float, list[float]]:
+    echo = Echo()
+    replies = Replies()
+    conn = stomp_client(replies)
+    conn.subscribe("/queue/bench.reply.raw", id="r", ack="auto")
+    try:
+        return measure(
+            lambda n: conn.send(
+                "/queue/bench.request.raw", json.dumps({**REQUEST, "n": n}), headers={"persistent": "true"}
+            ),
+            replies,
+            burst,
+            sequential,
+        )
+    finally:
+        conn.disconnect()
+        echo.conn.disconnect()
+
+
+def p(latencies: list[float], q: float) -> float:
+    return statistics.quantiles(latencies, n=100)[int(q) - 1]
+
+
+@click.command()
+@click.option("--burst", default=2000, show_default=True)
+@click.option("--sequential", default=200, show_default=True)
+def main(burst: int, sequential: int) -> None:
+    store = redis.Redis.from_url(settings.store_url, decode_responses=True)
+    for url in (settings.store_url, settings.broker_url, settings.result_backend):
+        redis.Redis.from_url(url).flushdb()
+    SimulatedWeChat(store, 1, [1], prefix=settings.sim_prefix).load(load_fixture(settings.fixture))
+    subprocess.run([str(ROOT / "scripts" / "activemq.sh"), "up"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    worker = Worker("bench", [1])
+    bridge = subprocess.Popen(
+        [sys.executable, "-m", "contactq.cli", "bridge"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    worker.start()
+    try:
+        worker.wait_ready()
+        time.sleep(2)  # the bridge subscribes
+        results = {}
+        for name, path in (
+            ("bridge (STOMP -> bridge -> worker -> STOMP)", bridge_path),
+            ("raw Celery (apply_async -> result)", celery_path),
+            ("raw ActiveMQ (STOMP echo)", activemq_path),
+        ):
+            path(200, 20)  # warm-up
+            results[name] = path(burst, sequential)
+    finally:
+        bridge.terminate()
+        bridge.wait(timeout=20)
+        worker.stop()
+    click.echo(f"searchContact, burst of {burst}, then {sequential} one at a time")
+    for name, (rate, latencies) in results.items():
+        click.echo(f"  {name:46s} {rate:7.0f} req/s   p50 {p(latencies, 50):6.1f} ms   p99 {p(latencies, 99):6.1f} ms")
+    bridge_rate = results["bridge (STOMP -> bridge -> worker -> STOMP)"][0]
+    click.echo(f"  ratio bridge / raw Celery:   {bridge_rate / results['raw Celery (apply_async -> result)'][0]:.2f}")
+    click.echo(f"  ratio bridge / raw ActiveMQ: {bridge_rate / results['raw ActiveMQ (STOMP echo)'][0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
