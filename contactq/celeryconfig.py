@@ -19,6 +19,7 @@ def from_settings(settings: Settings) -> dict[str, Any]:
             "visibility_timeout": settings.visibility_timeout_s,
             "unacked_restore_interval": settings.unacked_restore_interval_s,
             "unacked_restore_throttle": 1,
+            "unacked_mutex_expire": settings.unacked_mutex_expire_s,
         },
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
         "task_serializer": "json",

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     # that long, or it is delivered twice.
     visibility_timeout_s: int = 300
     unacked_restore_interval_s: int = 5
+    # A worker killed during a restore sweep holds the sweep's lock until it expires (kombu's default: 300 s).
+    unacked_mutex_expire_s: int = 30
     task_time_limit_s: int = 240
     task_soft_time_limit_s: int = 200
     worker_concurrency: int = 2

@@ -160,6 +160,23 @@ class Stack:
     ) -> Any:
         return self.submit(op, request, child, task_id).get(timeout=timeout_s)
 
+    def add_contact_request(self, query: str) -> dict[str, Any]:
+        """An addContact request from account A to whom `query` finds, with the v1 and v2 of a real search."""
+        found = self.call(
+            "searchContact", {"adminUserId": 18, "uin": ACCOUNT_A["uin"], "userName": query, "queueName": "q"}
+        )
+        assert found["status"] == 0, found
+        return {
+            "adminUserId": 18,
+            "uin": ACCOUNT_A["uin"],
+            "userName": query,
+            "v1": found["user_name"],
+            "v2": found["stranger"],
+            "verify": "hi",
+            "type": 3,
+            "queueName": "q",
+        }
+
     def contact(self, account: dict[str, Any], username: str) -> dict[str, Any] | None:
         return self.store.contact(account["uin"], account["wxid"], username)
 

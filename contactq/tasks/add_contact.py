@@ -4,27 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from contactq.protocol.client import Opcode, Scene
-from contactq.tasks.messages import Request
+from contactq.tasks.messages import Request, SearchableId
 from contactq.tasks.operation import Call, operation
 
 
 class AddContact(Request):
-    userName: str = Field(min_length=1)
+    userName: SearchableId
     v1: str = Field(min_length=1)
     v2: str = Field(min_length=1)
     verify: str
     type: Scene
     queueName: str = Field(min_length=1)
-
-    @field_validator("userName")
-    @classmethod
-    def _not_a_wxid(cls, value: str) -> str:
-        if value.startswith("wxid_"):
-            raise ValueError("a friend request goes to a WeChat ID, QQ or phone number, not a wxid_ id")
-        return value
 
 
 @operation("addContact", AddContact, once=lambda req: (req.v1,))

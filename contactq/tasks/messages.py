@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from contactq.errors import InvalidRequest, Status
 
@@ -32,6 +32,16 @@ class Request(BaseModel):
 
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _not_a_wxid(value: str) -> str:
+    if value.startswith("wxid_"):
+        raise ValueError("a wxid_ id cannot be searched or added: use a WeChat ID, QQ number or phone number")
+    return value
+
+
+# What searchContact and addContact take: a WeChat ID, QQ or phone number, never a wxid_ id (the seed's rule).
+SearchableId = Annotated[str, Field(min_length=1), AfterValidator(_not_a_wxid)]
 
 
 def parse_request(model: type[M], raw: Any) -> M:

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from contactq.tasks.messages import Request
+from contactq.tasks.messages import Request, SearchableId
 from contactq.tasks.operation import Call, operation
 
 
 class SearchContact(Request):
-    userName: str = Field(min_length=1)
+    userName: SearchableId
     queueName: str = Field(min_length=1)
-
-    @field_validator("userName")
-    @classmethod
-    def _not_a_wxid(cls, value: str) -> str:
-        if value.startswith("wxid_"):
-            raise ValueError("a wxid_ id cannot be searched: search by WeChat ID, QQ number or phone number")
-        return value
 
 
 @operation("searchContact", SearchContact)

@@ -154,14 +154,8 @@ def test_get_contact_failures(stack: Stack, fields: dict[str, Any], status: int,
 # -- addContact ---------------------------------------------------------------------------------------------------
 
 
-def searched(stack: Stack, query: str) -> dict[str, Any]:
-    reply = stack.call("searchContact", a(userName=query, queueName="q"))
-    assert reply["status"] == 0
-    return {"userName": query, "v1": reply["user_name"], "v2": reply["stranger"]}
-
-
 def test_add_contact_sends_one_friend_request(stack: Stack) -> None:
-    request = a(**searched(stack, "xiaolongnv"), verify="你好", type="3", queueName="queue.reply.add")
+    request = stack.add_contact_request("xiaolongnv") | {"verify": "你好", "type": "3", "queueName": "queue.reply.add"}
     reply = stack.call("addContact", request)
     assert reply == {**request, "status": 0, "message": ""}
     [xml] = stack.sim.pending_requests("wxid_a9s8d7f6g5h4j3")
@@ -181,14 +175,14 @@ def test_add_contact_sends_one_friend_request(stack: Stack) -> None:
     ],
 )
 def test_add_contact_failures(stack: Stack, fields: dict[str, Any], status: int, message: str) -> None:
-    request = a(**searched(stack, "xiaolongnv"), verify="hi", type=3, queueName="q") | fields
+    request = stack.add_contact_request("xiaolongnv") | fields
     reply = stack.call("addContact", request)
     assert reply["status"] == status and message in reply["message"]
     assert stack.sim.pending_requests("wxid_a9s8d7f6g5h4j3") == []
 
 
 def test_add_contact_refused_by_the_other_side(stack: Stack) -> None:
-    reply = stack.call("addContact", a(**searched(stack, "chanyu_fly"), verify="hi", type=3, queueName="q"))
+    reply = stack.call("addContact", stack.add_contact_request("chanyu_fly"))
     assert reply["status"] == 403
 
 

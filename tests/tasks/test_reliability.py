@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
 
 from contactq import celeryconfig
@@ -55,22 +56,9 @@ def test_worker_killed_mid_batch_loses_no_task(stack: Stack, own_broker: str) ->
         "CONTACTQ_BROKER_URL": own_broker,
         "CONTACTQ_VISIBILITY_TIMEOUT_S": "3",
         "CONTACTQ_UNACKED_RESTORE_INTERVAL_S": "1",
+        "CONTACTQ_UNACKED_MUTEX_EXPIRE_S": "2",
     }
-    adds = []
-    for query in MANUAL_PEOPLE:
-        found = stack.call("searchContact", {"adminUserId": 18, "uin": A["uin"], "userName": query, "queueName": "q"})
-        adds.append(
-            {
-                "adminUserId": 18,
-                "uin": A["uin"],
-                "userName": query,
-                "v1": found["user_name"],
-                "v2": found["stranger"],
-                "verify": "hi",
-                "type": 3,
-                "queueName": "q",
-            }
-        )
+    adds = [stack.add_contact_request(query) for query in MANUAL_PEOPLE]
     stack.sim.set_faults(latency_ms=250)
     doomed = Worker("doomed", [1], env)
     doomed.start()
@@ -95,6 +83,10 @@ def test_worker_killed_mid_batch_loses_no_task(stack: Stack, own_broker: str) ->
     try:
         survivor.wait_ready()
         replies = wait_all(results, timeout_s=90)
+    except CeleryTimeout:
+        broker = redis.Redis.from_url(own_broker)
+        state = {"unacked": broker.hlen("unacked"), "mutex_ttl_s": broker.ttl("unacked_mutex")}
+        raise AssertionError(f"not every task came back: {state}\n{survivor.log()[-2000:]}") from None
     finally:
         survivor.stop()
     assert [r["status"] for r in replies] == [0] * len(results)
@@ -133,19 +125,7 @@ def test_rate_limit_holds_across_workers(stack: Stack, own_broker: str) -> None:
 
 
 def test_same_friend_request_twice_is_sent_once(stack: Stack) -> None:
-    found = stack.call(
-        "searchContact", {"adminUserId": 18, "uin": A["uin"], "userName": "xiaolongnv", "queueName": "q"}
-    )
-    request = {
-        "adminUserId": 18,
-        "uin": A["uin"],
-        "userName": "xiaolongnv",
-        "v1": found["user_name"],
-        "v2": found["stranger"],
-        "verify": "hi",
-        "type": 3,
-        "queueName": "q",
-    }
+    request = stack.add_contact_request("xiaolongnv")
     stack.sim.set_faults(latency_ms=300)
     with ThreadPoolExecutor(4) as pool:  # four deliveries at once, as a double click or a redelivery would
         replies = list(pool.map(lambda _: stack.call("addContact", request), range(4)))
@@ -156,19 +136,7 @@ def test_same_friend_request_twice_is_sent_once(stack: Stack) -> None:
 
 
 def test_failed_friend_request_may_be_tried_again(stack: Stack) -> None:
-    found = stack.call(
-        "searchContact", {"adminUserId": 18, "uin": A["uin"], "userName": "xiaolongnv", "queueName": "q"}
-    )
-    request = {
-        "adminUserId": 18,
-        "uin": A["uin"],
-        "userName": "xiaolongnv",
-        "v1": found["user_name"],
-        "v2": found["stranger"],
-        "verify": "hi",
-        "type": 3,
-        "queueName": "q",
-    }
+    request = stack.add_contact_request("xiaolongnv")
     stack.sim.set_faults(too_frequent=1)
     assert stack.call("addContact", request)["status"] == 429
     assert stack.call("addContact", request)["status"] == 0
