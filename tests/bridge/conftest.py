@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,11 @@ from tests.stack import ROOT, Stack, Worker
 
 def activemq(command: str) -> None:
     subprocess.run([str(ROOT / "scripts" / "activemq.sh"), command], cwd=ROOT, check=True, capture_output=True)
+
+
+def broker_answers() -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", 61613)) == 0
 
 
 class BridgeProcess:

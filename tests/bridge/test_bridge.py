@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from tests.bridge.conftest import BridgeProcess, Stomp, activemq
+from tests.bridge.conftest import BridgeProcess, Stomp, activemq, broker_answers
 from tests.stack import ACCOUNT_A, ACCOUNT_B, Stack
 
 A, B = ACCOUNT_A, ACCOUNT_B
@@ -89,6 +89,7 @@ def test_nothing_is_lost_while_activemq_is_down(amq: Stomp, stack: Stack, bridge
     amq.close()
     activemq("down")
     try:
+        assert not broker_answers(), "ActiveMQ still runs: it was not started from this checkout, so it was not stopped"
         # Work done meanwhile by Python callers: its replies and events wait in Redis.
         reply = stack.call(
             "getContact",
