@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export VENV
 
-.PHONY: run up down test lint bench venv redis activemq
+.PHONY: run up down test lint bench venv redis rabbitmq activemq
 
 run: up
 	$(BIN)/contactq demo
@@ -16,8 +16,10 @@ down:
 	scripts/stack.sh down
 	scripts/activemq.sh down
 
-test: venv redis activemq lint
+# Everything on the Redis broker, then the end-to-end tests again with Celery on RabbitMQ.
+test: venv redis rabbitmq activemq lint
 	$(BIN)/pytest
+	CONTACTQ_TEST_BROKER=rabbitmq $(BIN)/pytest tests/tasks tests/bridge
 
 lint: venv
 	$(BIN)/ruff check .
@@ -37,6 +39,9 @@ $(VENV)/.installed: pyproject.toml
 
 redis:
 	scripts/ensure-redis.sh
+
+rabbitmq:
+	scripts/ensure-rabbitmq.sh
 
 activemq:
 	scripts/activemq.sh up

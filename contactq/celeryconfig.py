@@ -13,15 +13,7 @@ def from_settings(settings: Settings) -> dict[str, Any]:
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,
         "broker_connection_retry_on_startup": True,
-        # Redis broker: a message a dead worker held comes back after visibility_timeout; the sweep that restores
-        # it runs every unacked_restore_interval (throttle 1: every run scans). No task may outlive the timeout.
-        "broker_transport_options": {
-            "visibility_timeout": settings.visibility_timeout_s,
-            "unacked_restore_interval": settings.unacked_restore_interval_s,
-            "unacked_restore_throttle": 1,
-            "unacked_mutex_expire": settings.unacked_mutex_expire_s,
-        },
-        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        "broker_transport_options": _transport_options(settings),
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
@@ -39,4 +31,18 @@ def from_settings(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "result_extended": True,
         "result_expires": 24 * 3600,
+    }
+
+
+def _transport_options(settings: Settings) -> dict[str, Any]:
+    if not settings.broker_url.startswith(("redis://", "rediss://")):
+        # RabbitMQ gives a dead worker's messages back as soon as its connection closes: nothing to tune.
+        return {}
+    # Redis: a message a dead worker held comes back after visibility_timeout; the sweep that restores it runs
+    # every unacked_restore_interval (throttle 1: every run scans). No task may outlive the timeout.
+    return {
+        "visibility_timeout": settings.visibility_timeout_s,
+        "unacked_restore_interval": settings.unacked_restore_interval_s,
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": settings.unacked_mutex_expire_s,
     }

@@ -1,13 +1,15 @@
-"""The test stack: the real Redis on 127.0.0.1:6379 (databases 7-9, and 6 for the worker-killing test) and real
-Celery worker processes, one per protocol-server child, started once per session."""
+"""The test stack: the real Redis on 127.0.0.1:6379 (databases 6-9), the Celery broker on Redis or RabbitMQ
+(tests/brokers.py), and real Celery worker processes, one per protocol-server child, started once per session."""
 
 from __future__ import annotations
 
 import os
 
+from tests.brokers import broker_url, empty
+
 # Before contactq is imported: its settings are read once, at import.
 TEST_ENV = {
-    "CONTACTQ_BROKER_URL": "redis://127.0.0.1:6379/7",
+    "CONTACTQ_BROKER_URL": broker_url(),
     "CONTACTQ_RESULT_BACKEND": "redis://127.0.0.1:6379/8",
     "CONTACTQ_STORE_URL": "redis://127.0.0.1:6379/9",
     "CONTACTQ_SIM_URL": "redis://127.0.0.1:6379/9",
@@ -36,6 +38,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def workers() -> Iterator[list[Worker]]:
+    empty(TEST_ENV["CONTACTQ_BROKER_URL"])
     started = [Worker("child1", [1]), Worker("child2", [2])]
     for worker in started:
         worker.start()
