@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export VENV
 
-.PHONY: run up down test lint bench venv redis rabbitmq activemq
+.PHONY: run up down test lint bench venv redis rabbitmq activemq chromium
 
 run: up
 	$(BIN)/contactq demo
@@ -17,13 +17,14 @@ down:
 	scripts/activemq.sh down
 
 # Everything on the Redis broker, then the end-to-end tests again with Celery on RabbitMQ.
-test: venv redis rabbitmq activemq lint
+test: venv redis rabbitmq activemq chromium lint
 	$(BIN)/pytest
 	CONTACTQ_TEST_BROKER=rabbitmq $(BIN)/pytest tests/tasks tests/bridge
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	scripts/check-compose.sh
 
 bench: venv redis activemq
 	$(BIN)/python bench/sync_contact.py
@@ -45,3 +46,6 @@ rabbitmq:
 
 activemq:
 	scripts/activemq.sh up
+
+chromium:
+	scripts/ensure-chromium.sh

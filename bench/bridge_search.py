@@ -20,7 +20,7 @@ os.environ.update(
     CONTACTQ_STORE_URL="redis://127.0.0.1:6379/5",
     CONTACTQ_SIM_URL="redis://127.0.0.1:6379/5",
     CONTACTQ_CHILD_IDS="1",
-    CONTACTQ_BRIDGE_SERVERS=json.dumps({"1": [1]}),
+    CONTACTQ_SERVERS=json.dumps({"1": [1]}),
     # The benchmark searches far faster than any account may: lift the per-account limit for it.
     CONTACTQ_RATE_LIMITS=json.dumps({"searchContact": {"count": 10**9, "period_s": 1}}),
 )

@@ -40,7 +40,7 @@ def flower() -> None:
 
 @main.command()
 def bridge() -> None:
-    """The ActiveMQ bridge for CONTACTQ_BRIDGE_SERVERS: requests into Celery, replies and events back out."""
+    """The ActiveMQ bridge for CONTACTQ_SERVERS: requests into Celery, replies and events back out."""
     import logging
 
     from contactq.bridge.service import Bridge
@@ -48,6 +48,15 @@ def bridge() -> None:
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/%(threadName)s] %(message)s")
     Bridge(app, settings).run()
+
+
+@main.command()
+def metrics() -> None:
+    """Prometheus metrics on CONTACTQ_METRICS_ADDRESS:CONTACTQ_METRICS_PORT (/metrics)."""
+    from contactq.tasks import app, settings
+    from contactq.tasks.metrics import serve
+
+    serve(app, settings)
 
 
 @main.command()

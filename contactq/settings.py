@@ -98,18 +98,24 @@ class Settings(BaseSettings):
     topics: dict[str, str] = Field(default_factory=_default_topics)
     emit_modchatroommember: bool = False
 
-    # The ActiveMQ bridge: STOMP to the broker, and the servers (server id -> child ids) whose requests it carries.
+    # The deployment's protocol servers and their children (server id -> child ids): the bridge carries their
+    # requests and the metrics watch their queues.
+    servers: dict[int, list[int]] = Field(default_factory=lambda: {1: [1, 2]})
+
+    # The ActiveMQ bridge: STOMP to the broker.
     activemq_host: str = "127.0.0.1"
     activemq_stomp_port: int = 61613
     activemq_user: str = ""
     activemq_password: str = ""
-    bridge_servers: dict[int, list[int]] = Field(default_factory=lambda: {1: [1, 2]})
     bridge_prefetch: int = 100
     bridge_heartbeat_ms: int = 10_000
     bridge_max_message_bytes: int = 64 * 1024
     bridge_receipt_timeout_s: float = 10.0
     bridge_reconnect_max_s: float = 30.0
     bridge_deadletter_queue: str = "DLQ.contactq"
+
+    metrics_address: str = "127.0.0.1"
+    metrics_port: int = 9808
 
     flower_address: str = "127.0.0.1"
     flower_port: int = 5555

@@ -19,6 +19,8 @@ TEST_ENV = {
     "CONTACTQ_RETRY_BACKOFF_MAX_S": "1",
     "CONTACTQ_PUSH_BLOCK_MS": "200",
     "CONTACTQ_SIM_PAGE_SIZE": "500",
+    # Small batches, so that every sync in the tests goes through several, with progress between them.
+    "CONTACTQ_SYNC_DETAIL_BATCH": "5",
 }
 os.environ.update(TEST_ENV)
 os.environ.pop("CONTACTQ_CONFIG", None)

@@ -52,7 +52,7 @@ class Inbound:
         try:
             name = destination.removeprefix("/queue/")
             where = parse_request_queue(name)
-            if where is None or where.server_id not in self.settings.bridge_servers:
+            if where is None or where.server_id not in self.settings.servers:
                 raise InvalidRequest(f"{name} is not a request queue of this bridge")
             request = decode_request(body, headers, self.settings.bridge_max_message_bytes)
             parsed = parse_request(SPECS[where.op].model, request)

@@ -14,6 +14,7 @@ from stomp.exception import StompException
 
 from contactq.errors import ContactqError
 from contactq.settings import Settings
+from contactq.tasks.metrics import Counters
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +28,13 @@ class Link(stomp.ConnectionListener):  # type: ignore[misc]
         self,
         settings: Settings,
         name: str,
+        counters: Counters,
         on_connected: Callable[[Link], None] | None = None,
         on_message: Callable[[stomp.utils.Frame], None] | None = None,
     ) -> None:
         self.settings = settings
         self.name = name
+        self.counters = counters
         self._on_connected = on_connected
         self._on_message = on_message
         beat = settings.bridge_heartbeat_ms
@@ -45,7 +48,6 @@ class Link(stomp.ConnectionListener):  # type: ignore[misc]
         )
         self.conn.set_listener(name, self)
         self.connected = threading.Event()
-        self.reconnections = 0
         self._receipts: dict[str, tuple[threading.Event, list[str]]] = {}
         self._lock = threading.Lock()
 
@@ -64,7 +66,7 @@ class Link(stomp.ConnectionListener):  # type: ignore[misc]
                 log.info("%s: connected to ActiveMQ", self.name)
                 delay_s = 0.5
             except (StompException, OSError) as e:
-                self.reconnections += 1
+                self.counters.add("bridge_reconnections", self.name)
                 wait_s = delay_s * (1 + random.random() / 2)
                 log.warning("%s: ActiveMQ unavailable (%s); again in %.1f s", self.name, e or type(e).__name__, wait_s)
                 stop.wait(wait_s)
@@ -115,7 +117,7 @@ class Link(stomp.ConnectionListener):  # type: ignore[misc]
     def on_disconnected(self) -> None:
         if self.connected.is_set():
             log.warning("%s: lost the connection to ActiveMQ", self.name)
-            self.reconnections += 1
+            self.counters.add("bridge_reconnections", self.name)
         self.connected.clear()
         with self._lock:
             pending = list(self._receipts.values())

@@ -15,7 +15,6 @@ from contactq.bridge.link import Link
 from contactq.bridge.outbound import Forwarder
 from contactq.settings import Settings
 from contactq.tasks.messages import reply
-from contactq.tasks.outbox import Outbox
 from contactq.tasks.queues import activemq_request_queues
 from contactq.tasks.runtime import Runtime
 
@@ -41,10 +40,13 @@ class Bridge:
         app.loader.import_default_modules()  # the operations, whose request models the bridge validates with
         self.settings = settings
         rt = Runtime.build(app, settings)
-        self.outbox = Outbox(app, settings)
+        self.counters = rt.counters
+        self.outbox = rt.outbox
         self.inbound = Inbound(app, settings, rt.registry)
-        self.requests = Link(settings, "requests", on_connected=self._subscribe, on_message=self._on_request)
-        self.out = Link(settings, "replies")
+        self.requests = Link(
+            settings, "requests", rt.counters, on_connected=self._subscribe, on_message=self._on_request
+        )
+        self.out = Link(settings, "replies", rt.counters)
         self.forwarder = Forwarder(app, settings, self.outbox, self.out)
         self.stop = threading.Event()
 
@@ -57,14 +59,14 @@ class Bridge:
         ]
         for thread in threads:
             thread.start()
-        log.info("bridge for servers %s ready", self.settings.bridge_servers)
+        log.info("bridge for servers %s ready", self.settings.servers)
         self.stop.wait()
         for thread in threads:
             thread.join(timeout=15)
 
     def _subscribe(self, link: Link) -> None:
         headers = {"transformation": "jms-map-json", "activemq.prefetchSize": str(self.settings.bridge_prefetch)}
-        for server, children in self.settings.bridge_servers.items():
+        for server, children in self.settings.servers.items():
             for name in activemq_request_queues(server, children):
                 link.subscribe(f"/queue/{name}", headers)
 
@@ -102,6 +104,7 @@ class Bridge:
         else:
             out_headers["amq-msg-type"] = "text"
         self.out.send(f"/queue/{self.settings.bridge_deadletter_queue}", body, out_headers)
+        self.counters.add("dead_lettered", "bridge")
         if refused.reply_queue and refused.request is not None:
             answer = reply(refused.request, refused.status, refused.reason)
             self.outbox.publish_reply(refused.reply_queue, headers.get("message-id", ""), answer)

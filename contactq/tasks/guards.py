@@ -11,6 +11,7 @@ import redis
 
 from contactq.errors import InProgress, RateLimited
 from contactq.settings import RateLimit
+from contactq.tasks.metrics import Counters
 from contactq.tasks.store import redis_errors
 
 # Sliding window: at most ARGV[2] members within ARGV[1] ms. A member already counted (the same task retried) passes
@@ -48,8 +49,9 @@ _POLL_S = 0.1
 
 
 class RateLimiter:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, counters: Counters) -> None:
         self._window = client.register_script(_SLIDING_WINDOW)
+        self.counters = counters
 
     def acquire(self, uin: str, op: str, limit: RateLimit, request_id: str) -> None:
         with redis_errors("rate limiter"):
@@ -60,6 +62,7 @@ class RateLimiter:
                 )
             )
         if wait_ms > 0:
+            self.counters.add("rate_limited", op, uin)
             raise RateLimited(
                 f"{op} for uin {uin} is limited to {limit.count} per {limit.period_s:g} s; next slot in "
                 f"{wait_ms / 1000:.1f} s"

@@ -132,7 +132,9 @@ def perform(task: Task[Any, Any], spec: Spec[M], raw: Any) -> dict[str, Any]:
             once_key = rt.once.key(spec.op, uin, spec.once(req))
             earlier = rt.once.claim(once_key, task_id, wait_s=rt.settings.wechat_timeout_s)
             if earlier is not None:
-                return _answer(rt, raw, task_id, Status(earlier["status"]), earlier["message"], earlier["result"])
+                return _answer(
+                    rt, spec.op, raw, task_id, Status(earlier["status"]), earlier["message"], earlier["result"]
+                )
         limit = rt.settings.rate_limits.get(spec.op)
         if limit is not None:
             rt.limiter.acquire(uin, spec.op, limit, task_id)
@@ -158,16 +160,17 @@ def perform(task: Task[Any, Any], spec: Spec[M], raw: Any) -> dict[str, Any]:
             rt.once.done(once_key, {"status": int(status), "message": message, "result": result})
         else:
             rt.once.release(once_key, task_id)
-    return _answer(rt, raw, task_id, status, message, result)
+    return _answer(rt, spec.op, raw, task_id, status, message, result)
 
 
 def _answer(
-    rt: Runtime, raw: Any, task_id: str, status: Status, message: str, result: dict[str, Any]
+    rt: Runtime, op: str, raw: Any, task_id: str, status: Status, message: str, result: dict[str, Any]
 ) -> dict[str, Any]:
     body = reply(raw, status, message, result)
     queue = raw.get("queueName") if isinstance(raw, dict) else None
     if isinstance(queue, str) and queue:
         rt.outbox.publish_reply(queue, task_id, body)
+    rt.counters.add("requests", op, str(raw.get("uin", "")) if isinstance(raw, dict) else "", str(int(status)))
     log.info("answered %s: status %s %s", task_id, int(status), message)
     return body
 
@@ -175,3 +178,4 @@ def _answer(
 def _dead_letter(rt: Runtime, task: Task[Any, Any], raw: Any, status: Status, reason: str) -> None:
     queue = str((task.request.delivery_info or {}).get("routing_key", ""))
     rt.outbox.dead_letter(task.name, queue, raw, int(status), reason)
+    rt.counters.add("dead_lettered", task.name)
