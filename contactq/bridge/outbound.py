@@ -23,6 +23,11 @@ from contactq.tasks.outbox import Outbox
 log = logging.getLogger(__name__)
 _PAUSE_S = 1.0
 
+# The headers a dead letter carries besides the producer's own.
+REASON = "contactq-reason"
+ORIGINAL_DESTINATION = "contactq-original-destination"
+ORIGINAL_MESSAGE_ID = "contactq-original-message-id"
+
 
 def text(body: Any) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
@@ -72,7 +77,7 @@ class Forwarder:
         reason = str(body.get("reason", "")) if isinstance(body, dict) else "malformed outbox message"
         original = str(body.get("queue", "")) if isinstance(body, dict) else ""
         request = body.get("request") if isinstance(body, dict) else body
-        headers = persistent(**{"contactq-reason": reason, "contactq-original-destination": original})
+        headers = persistent(**{REASON: reason, ORIGINAL_DESTINATION: original})
         return f"/queue/{self.settings.bridge_deadletter_queue}", text(request), headers
 
     def _forward(self, body: Any, message: Message) -> None:

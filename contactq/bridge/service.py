@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import signal
+import socket
 import threading
 from typing import Any
 
+import redis
 from celery import Celery
 
 from contactq.bridge.decode import message_kind
 from contactq.bridge.inbound import Inbound, Refused
 from contactq.bridge.link import Link
-from contactq.bridge.outbound import Forwarder
+from contactq.bridge.outbound import ORIGINAL_DESTINATION, ORIGINAL_MESSAGE_ID, REASON, Forwarder
 from contactq.settings import Settings
 from contactq.tasks.messages import reply
 from contactq.tasks.queues import activemq_request_queues
 from contactq.tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+HEARTBEAT_KEY = "contactq:bridge:"
+HEARTBEAT_S = 30
 
 # Headers ActiveMQ sets on a delivered MESSAGE; every other one is the producer's and travels on to the DLQ.
 _DELIVERY_HEADERS = {
@@ -35,11 +42,26 @@ _DELIVERY_HEADERS = {
 }
 
 
+def resend_headers(headers: dict[str, str], body: bytes) -> dict[str, str]:
+    """Headers that send a delivered message on as the same kind of JMS message, with the producer's own headers."""
+    kept = {k: v for k, v in headers.items() if k not in _DELIVERY_HEADERS and not k.startswith("contactq-")}
+    kept.pop("transformation", None)
+    kind = message_kind(headers, body)
+    if kind == "map":
+        kept["transformation"] = "jms-map-json"
+    elif kind == "bytes":
+        kept["content-length"] = str(len(body))
+    else:
+        kept["amq-msg-type"] = "text"
+    return kept | {"persistent": "true"}
+
+
 class Bridge:
     def __init__(self, app: Celery, settings: Settings) -> None:
         app.loader.import_default_modules()  # the operations, whose request models the bridge validates with
         self.settings = settings
         rt = Runtime.build(app, settings)
+        self.store = rt.store.r
         self.counters = rt.counters
         self.outbox = rt.outbox
         self.inbound = Inbound(app, settings, rt.registry)
@@ -60,9 +82,22 @@ class Bridge:
         for thread in threads:
             thread.start()
         log.info("bridge for servers %s ready", self.settings.servers)
-        self.stop.wait()
+        while not self.stop.wait(HEARTBEAT_S / 3):
+            self._heartbeat()
         for thread in threads:
             thread.join(timeout=15)
+
+    def _heartbeat(self) -> None:
+        """What `contactq doctor` reads: this bridge is alive, and whether its links are connected."""
+        state = {
+            "requests": self.requests.connected.is_set(),
+            "replies": self.out.connected.is_set(),
+            "servers": {str(k): v for k, v in self.settings.servers.items()},
+        }
+        try:
+            self.store.set(f"{HEARTBEAT_KEY}{socket.gethostname()}:{os.getpid()}", json.dumps(state), ex=HEARTBEAT_S)
+        except redis.RedisError as e:
+            log.warning("heartbeat not written: %s", e)
 
     def _subscribe(self, link: Link) -> None:
         headers = {"transformation": "jms-map-json", "activemq.prefetchSize": str(self.settings.bridge_prefetch)}
@@ -86,23 +121,11 @@ class Bridge:
 
     def _dead_letter(self, headers: dict[str, str], body: bytes, refused: Refused) -> None:
         """The message as it came, to the DLQ with the reason; and an error reply where a reply queue is known."""
-        producers = {k: v for k, v in headers.items() if k not in _DELIVERY_HEADERS}
-        out_headers = {
-            **producers,
-            "persistent": "true",
-            "contactq-reason": refused.reason,
-            "contactq-original-destination": headers.get("destination", "").removeprefix("/queue/"),
-            "contactq-original-message-id": headers.get("message-id", ""),
+        out_headers = resend_headers(headers, body) | {
+            REASON: refused.reason,
+            ORIGINAL_DESTINATION: headers.get("destination", "").removeprefix("/queue/"),
+            ORIGINAL_MESSAGE_ID: headers.get("message-id", ""),
         }
-        # Sent on as the same kind of JMS message it came as.
-        kind = message_kind(headers, body)
-        out_headers.pop("transformation", None)
-        if kind == "map":
-            out_headers["transformation"] = "jms-map-json"
-        elif kind == "bytes":
-            out_headers["content-length"] = str(len(body))
-        else:
-            out_headers["amq-msg-type"] = "text"
         self.out.send(f"/queue/{self.settings.bridge_deadletter_queue}", body, out_headers)
         self.counters.add("dead_lettered", "bridge")
         if refused.reply_queue and refused.request is not None:

@@ -30,6 +30,12 @@ def queue_name(op: str, server_id: int, child_id: int) -> str:
     return f"queue.{op}_{server_id}_{child_id}"
 
 
+def server_queue_name(op: str, server_id: int) -> str:
+    """The seed's `queue.{op}_{SERVER_ID}`: the bridge routes it to the child that hosts the request's uin."""
+    _check(op)
+    return f"queue.{op}_{server_id}"
+
+
 def celery_queue(name: str) -> Queue:
     """The Celery queue of a name, declared the same way by workers and by every publisher."""
     return Queue(name, Exchange(name, type="direct"), routing_key=name)
@@ -67,7 +73,7 @@ def parse_request_queue(name: str) -> RequestQueue | None:
 def activemq_request_queues(server_id: int, child_ids: list[int]) -> list[str]:
     """Every queue a Java producer may send this server's requests to."""
     names = [queue_name(op, server_id, child) for child in child_ids for op in OPERATIONS]
-    names += [f"queue.{op}_{server_id}" for op in OPERATIONS]
+    names += [server_queue_name(op, server_id) for op in OPERATIONS]
     names += [f"queue.addChatRoomContact{server_id}_{child}" for child in child_ids]
     return names
 

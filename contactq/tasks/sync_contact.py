@@ -37,7 +37,8 @@ def sync_contact(call: Call, req: SyncContact) -> dict[str, Any]:
             seen.update(friends, rooms)
             contacts += len(friends)
             chatrooms += len(rooms)
-            call.progress(stored=len(seen), pages=pages)
+            # `expected`: what the account had at its last sync, all a progress bar can know before the last page.
+            call.progress(stored=len(seen), pages=pages, expected=len(before))
         if not page.more:
             break
         seq = page.next_seq

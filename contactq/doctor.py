@@ -1,0 +1,90 @@
+"""`contactq doctor`: each part the contact module needs, checked, with what to do when it is not right."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import redis
+
+from contactq.bridge.service import HEARTBEAT_KEY
+from contactq.tasks import app, settings
+from contactq.tasks.queues import queue_name
+
+Check = tuple[str, bool, str]
+
+
+def _contact_store() -> Check:
+    try:
+        redis.Redis.from_url(settings.store_url, socket_timeout=3).ping()
+    except redis.RedisError as e:
+        return "contact store", False, f"Redis at {settings.store_url} does not answer ({e}); start Redis"
+    return "contact store", True, settings.store_url
+
+
+def _celery_broker() -> Check:
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=3)
+    except Exception as e:
+        return "Celery broker", False, f"{settings.broker_url} does not answer ({e})"
+    return "Celery broker", True, settings.broker_url
+
+
+def _activemq() -> Check:
+    import stomp
+
+    conn = stomp.Connection12([(settings.activemq_host, settings.activemq_stomp_port)], reconnect_attempts_max=1)
+    where = f"STOMP {settings.activemq_host}:{settings.activemq_stomp_port}"
+    try:
+        conn.connect(settings.activemq_user, settings.activemq_password, wait=True)
+        conn.disconnect()
+    except Exception as e:
+        return "ActiveMQ", False, f"{where} refuses ({type(e).__name__}); start it: scripts/activemq.sh up"
+    return "ActiveMQ", True, where
+
+
+def _workers() -> Iterator[Check]:
+    consumed: dict[str, list[str]] = {}
+    for worker, queues in (app.control.inspect(timeout=2).active_queues() or {}).items():
+        for queue in queues:
+            consumed.setdefault(queue["name"], []).append(worker)
+    for server, children in settings.servers.items():
+        for child in children:
+            workers = consumed.get(queue_name("searchContact", server, child))
+            name = f"worker for server {server} child {child}"
+            if workers:
+                yield name, True, ", ".join(sorted(workers))
+            else:
+                yield (
+                    name,
+                    False,
+                    (
+                        f"none consumes its queues; start one: CONTACTQ_SERVER_ID={server} "
+                        f"CONTACTQ_CHILD_IDS={child} contactq worker"
+                    ),
+                )
+
+
+def _bridges() -> Iterator[Check]:
+    store = redis.Redis.from_url(settings.store_url, decode_responses=True, socket_timeout=3)
+    beats = {key.removeprefix(HEARTBEAT_KEY): store.get(key) for key in store.scan_iter(match=f"{HEARTBEAT_KEY}*")}
+    if not beats:
+        yield "bridge", False, "none has reported in the last 30 s; start one: contactq bridge"
+    for name, beat in sorted(beats.items()):
+        state = json.loads(beat or "{}")
+        down = [link for link in ("requests", "replies") if not state.get(link)]
+        detail = f"{name}, servers {state.get('servers')}"
+        yield (
+            (f"bridge {name}", True, detail)
+            if not down
+            else (f"bridge {name}", False, f"not connected to ActiveMQ ({', '.join(down)}); is ActiveMQ up?")
+        )
+
+
+def checks() -> Iterator[Check]:
+    single: list[Callable[[], Check]] = [_contact_store, _celery_broker, _activemq]
+    for check in single:
+        yield check()
+    yield from _workers()
+    yield from _bridges()
