@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+from contactq.tasks.metrics import Counters
 from tests.bridge.conftest import BridgeProcess, Stomp, activemq, broker_answers
 from tests.stack import ACCOUNT_A, ACCOUNT_B, Stack
 
@@ -58,7 +59,7 @@ def test_events_reach_the_activemq_topics(amq: Stomp) -> None:
     assert "content-length" not in headers
 
 
-def test_invalid_request_is_answered_and_dead_lettered(amq: Stomp) -> None:
+def test_invalid_request_is_answered_and_dead_lettered(amq: Stomp, stack: Stack) -> None:
     answer_to = reply_queue()
     amq.listen(f"/queue/{answer_to}")
     amq.listen(DLQ)
@@ -71,6 +72,7 @@ def test_invalid_request_is_answered_and_dead_lettered(amq: Stomp) -> None:
     assert dead.decode() == body  # untouched
     assert headers["contactq-original-destination"] == "queue.searchContact_1_1"
     assert "wxid_" in headers["contactq-reason"] and headers["x-origin"] == "platform"
+    assert Counters(stack.r).read()["dead_lettered"] == {("bridge",): 1}
 
 
 def test_undecodable_and_oversized_messages_are_dead_lettered(amq: Stomp, bridge: BridgeProcess) -> None:
@@ -109,5 +111,7 @@ def test_nothing_is_lost_while_activemq_is_down(amq: Stomp, stack: Stack, bridge
         client.listen("/queue/queue.reply.while-down")
         [(_, late)] = client.take_json("/queue/queue.reply.while-down", timeout_s=60)
         assert late == reply
+        reconnections = Counters(stack.r).read()["bridge_reconnections"]
+        assert reconnections[("requests",)] >= 1 and reconnections[("replies",)] >= 1
     finally:
         client.close()
