@@ -74,12 +74,10 @@ def _bridges() -> Iterator[Check]:
     for name, beat in sorted(beats.items()):
         state = json.loads(beat or "{}")
         down = [link for link in ("requests", "replies") if not state.get(link)]
-        detail = f"{name}, servers {state.get('servers')}"
-        yield (
-            (f"bridge {name}", True, detail)
-            if not down
-            else (f"bridge {name}", False, f"not connected to ActiveMQ ({', '.join(down)}); is ActiveMQ up?")
-        )
+        if down:
+            yield f"bridge {name}", False, f"not connected to ActiveMQ ({', '.join(down)}); is ActiveMQ up?"
+        else:
+            yield f"bridge {name}", True, f"connected, carrying servers {state.get('servers')}"
 
 
 def checks() -> Iterator[Check]:

@@ -51,7 +51,7 @@ down() {
 }
 
 serve() {
-  trap down EXIT
+  trap "down; scripts/activemq.sh down" EXIT
   echo "serving; press Ctrl-C to stop"
   tail -n 0 -F "$RUN/worker-1.log" "$RUN/worker-2.log" "$RUN/bridge.log" &
   while alive worker-1 && alive worker-2 && alive bridge && alive flower; do sleep 1; done
