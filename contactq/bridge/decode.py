@@ -60,7 +60,10 @@ def decode_map_message(doc: Any) -> dict[str, Any]:
     """XStream's JSON of a java.util.Map, as ActiveMQ's jms-map-json transformation writes it."""
     if not isinstance(doc, dict) or set(doc) != {"map"}:
         raise InvalidRequest('a MapMessage is {"map": ...}')
-    return _map(doc["map"])
+    try:
+        return _map(doc["map"])
+    except (ValueError, TypeError, AttributeError) as e:  # a typed value that is not of its type
+        raise InvalidRequest(f"malformed map value: {e}") from e
 
 
 def _map(node: Any) -> dict[str, Any]:
@@ -96,7 +99,7 @@ def _value(kind: str, value: Any) -> Any:
     if kind == "boolean":
         return value is True or value == "true"
     if kind == "byte-array":
-        return base64.b64decode(str(value)).decode("utf-8", errors="replace")
+        return base64.b64decode(str(value), validate=True).decode("utf-8", errors="replace")
     if kind == "map":
         return _map(value)
     if kind == "list":

@@ -95,6 +95,9 @@ def test_text_and_bytes_messages_of_json() -> None:
         ('{"map":{"entry":[{"string":"a","long":1,"int":2}]}}', MAP, "malformed map entry"),
         ('{"map":{"entry":{"string":"a","widget":1}}}', MAP, "not supported"),
         ('{"map":{"nope":1}}', MAP, "malformed map"),
+        ('{"map":{"entry":{"string":"n","long":"eighteen"}}}', MAP, "malformed map value"),
+        ('{"map":{"entry":{"string":"b","byte-array":"%%%"}}}', MAP, "malformed map value"),
+        ('{"map":{"entry":{"string":"l","list":[1]}}}', MAP, "malformed map value"),
         ('{"uin": "' + "x" * 100 + '"}', {}, "larger than"),
     ],
 )
