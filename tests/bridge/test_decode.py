@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from contactq.bridge.decode import decode_request
+from contactq.bridge.decode import decode_request, message_kind
 from contactq.errors import InvalidRequest
 
 MAP = {"transformation": "jms-map-json"}
@@ -109,3 +109,16 @@ def test_bad_input_says_why(body: str, headers: dict[str, str], reason: str) -> 
 def test_invalid_utf8_is_refused() -> None:
     with pytest.raises(InvalidRequest, match="not JSON"):
         decode_request(b'{"uin": "\xff\xfe"}', {}, 1000)
+
+
+def test_deeply_nested_json_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match="not JSON"):
+        decode_request(b"[" * 50_000, {}, 65536)
+
+
+def test_message_kind_for_sending_on_as_the_same() -> None:
+    assert message_kind(MAP, b'{"map":""}') == "map"
+    assert message_kind(MAP, b'{"uin": "1"}') == "text"  # a TextMessage read through the transformation
+    assert message_kind({}, b'{"map":""}') == "text"
+    assert message_kind({"content-length": "3"}, b"abc") == "bytes"
+    assert message_kind(MAP, b"[" * 50_000) == "text"
