@@ -64,8 +64,11 @@ def bridge() -> None:
     """The ActiveMQ bridge for CONTACTQ_SERVERS: requests into Celery, replies and events back out."""
     from contactq.bridge.service import Bridge
     from contactq.tasks import app, settings
+    from contactq.tasks.app import MaskSecrets
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/%(threadName)s] %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MaskSecrets())
     Bridge(app, settings).run()
 
 

@@ -38,7 +38,10 @@ def decode_request(body: bytes, headers: Mapping[str, str], max_bytes: int) -> d
         return decode_map_message(doc)
     if not isinstance(doc, dict):
         raise InvalidRequest(f"a request is a JSON object, not {type(doc).__name__}")
-    return {key: _plain(value) for key, value in doc.items()}
+    try:
+        return {key: _plain(value) for key, value in doc.items()}
+    except (ValueError, RecursionError) as e:  # a number of thousands of digits, nesting beyond reason
+        raise InvalidRequest(f"unreadable JSON value: {e}") from e
 
 
 def is_map_message(headers: Mapping[str, str], doc: Any) -> bool:
@@ -60,7 +63,7 @@ def decode_map_message(doc: Any) -> dict[str, Any]:
         raise InvalidRequest('a MapMessage is {"map": ...}')
     try:
         return _map(doc["map"])
-    except (ValueError, TypeError, AttributeError) as e:  # a typed value that is not of its type
+    except (ValueError, TypeError, AttributeError, RecursionError) as e:  # a value not of its type, or too deep
         raise InvalidRequest(f"malformed map value: {e}") from e
 
 

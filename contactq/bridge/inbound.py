@@ -3,27 +3,34 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from contactq.bridge.decode import decode_request
-from contactq.errors import InvalidRequest, NotOnline, Status
+from contactq.errors import InvalidRequest, NotOnline, Status, StoreUnavailable
 from contactq.settings import Settings
 from contactq.tasks.app import masked_reprs
-from contactq.tasks.messages import parse_request
+from contactq.tasks.messages import mask, parse_request
 from contactq.tasks.operation import SPECS
 from contactq.tasks.queues import parse_request_queue, queue_name, task_name
 from contactq.tasks.store import AccountRegistry
 
 log = logging.getLogger(__name__)
 
+# What makes the bridge leave a message unacknowledged and reconnect: Redis or the Celery broker is not there.
+INFRASTRUCTURE = (redis.RedisError, OperationalError, StoreUnavailable, OSError)
+
 
 @dataclass(frozen=True)
 class Accepted:
     task_id: str
     queue: str
+    again: bool = False  # ActiveMQ delivered it again after its task was already sent
 
 
 @dataclass(frozen=True)
@@ -41,13 +48,18 @@ class Refused:
 
 
 class Inbound:
-    def __init__(self, app: Celery, settings: Settings, registry: AccountRegistry) -> None:
+    def __init__(self, app: Celery, settings: Settings, registry: AccountRegistry, store: redis.Redis) -> None:
         self.app = app
         self.settings = settings
         self.registry = registry
+        self.store = store
 
     def handle(self, destination: str, headers: dict[str, str], body: bytes) -> Accepted | Refused:
-        """Send the request a message carries to its task. Redis being down raises: the message is not acknowledged."""
+        """Send the request a message carries to its task.
+
+        Only the Celery broker or Redis being unreachable raises (the message is then not acknowledged); whatever
+        the message itself is, it is accepted or refused.
+        """
         request: dict[str, Any] | None = None
         try:
             name = destination.removeprefix("/queue/")
@@ -58,14 +70,32 @@ class Inbound:
             parsed = parse_request(SPECS[where.op].model, request)
             child = where.child_id if where.child_id is not None else self._child_of(parsed.uin, where.server_id)
             queue = queue_name(where.op, where.server_id, child)
-            task_id = headers.get("message-id") or None
+            task_id = headers.get("message-id") or str(uuid.uuid4())
+            # A message whose acknowledgement was lost comes again: its task is not sent a second time.
+            sent_key = f"contactq:bridged:{task_id}"
+            if self.store.exists(sent_key):
+                return Accepted(task_id, queue, again=True)
             args = [request]
-            options: dict[str, Any] = {"queue": queue, "task_id": task_id, **masked_reprs(args, None)}
-            result = self.app.send_task(task_name(where.op), args=args, **options)
-            return Accepted(result.id, queue)
+            # No result subscription: the reply goes back through ActiveMQ, and a long-lived sender that subscribed
+            # to every task's result would pile up subscriptions in Redis.
+            options: dict[str, Any] = {
+                "queue": queue,
+                "task_id": task_id,
+                "ignore_result": True,
+                **masked_reprs(args, None),
+            }
+            self.app.send_task(task_name(where.op), args=args, **options)
+            self.store.set(sent_key, 1, ex=self.settings.dedupe_window_s)
+            return Accepted(task_id, queue)
         except (InvalidRequest, NotOnline) as e:
-            log.warning("refused a message on %s: %s", destination, e.message)
+            log.warning("refused a message on %s: %s", destination, mask(e.message))
             return Refused(e.status, e.message, request)
+        except INFRASTRUCTURE:
+            raise
+        except Exception as e:
+            # A defect of ours meeting this message: refused and kept, so that one message cannot stall the bridge.
+            log.exception("refused a message on %s", destination)
+            return Refused(Status.INTERNAL_ERROR, f"internal error: {type(e).__name__}", request)
 
     def _child_of(self, uin: str, server_id: int) -> int:
         session = self.registry.lookup(uin)

@@ -55,16 +55,18 @@ class Link(stomp.ConnectionListener):  # type: ignore[misc]
         """Keep connected until `stop`; after a loss, reconnect with exponential backoff and jitter."""
         delay_s = 0.5
         while not stop.is_set():
-            if self.connected.is_set():
+            if self.connected.is_set() and self.conn.is_connected():
                 stop.wait(0.5)
                 continue
+            self.connected.clear()
             try:
                 self.conn.connect(self.settings.activemq_user, self.settings.activemq_password, wait=True)
                 if self._on_connected is not None:
                     self._on_connected(self)
-                self.connected.set()
-                log.info("%s: connected to ActiveMQ", self.name)
-                delay_s = 0.5
+                if self.conn.is_connected():  # not lost again while subscribing
+                    self.connected.set()
+                    log.info("%s: connected to ActiveMQ", self.name)
+                    delay_s = 0.5
             except (StompException, OSError) as e:
                 self.counters.add("bridge_reconnections", self.name)
                 wait_s = delay_s * (1 + random.random() / 2)

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from typing import Any
 
 from celery import Celery
@@ -30,7 +31,8 @@ ORIGINAL_MESSAGE_ID = "contactq-original-message-id"
 
 
 def text(body: Any) -> str:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    # ASCII with \u escapes: any string a request carried, a lone surrogate included, can be sent.
+    return json.dumps(body, separators=(",", ":"))
 
 
 def persistent(**headers: str) -> dict[str, str]:
@@ -55,6 +57,7 @@ class Forwarder:
                         conn,
                         queues=[self.outbox.replies_queue, self.outbox.events_queue, self.outbox.deadletter_queue],
                         callbacks=[self._forward],
+                        on_decode_error=self._undecodable,
                         accept=["json"],
                         prefetch_count=self.settings.bridge_prefetch,
                     ),
@@ -88,7 +91,22 @@ class Forwarder:
             # Back to the outbox, to go out once ActiveMQ is there again.
             log.warning("holding %s: %s", destination, e.message)
             message.requeue()
-            self.link.connected.wait(_PAUSE_S)
+            time.sleep(_PAUSE_S)
+            return
+        except Exception as e:
+            # Not one bad message may hold up every reply and event behind it: it goes to the DLQ as it is.
+            log.exception("cannot send to %s", destination)
+            self._dead_letter(message.body or b"", f"cannot send to {destination}: {type(e).__name__}")
+            message.ack()
             return
         message.ack()
         self.forwarded += 1
+
+    def _undecodable(self, message: Message, error: Exception) -> None:
+        self._dead_letter(message.body or b"", f"undecodable outbox message: {error}")
+        message.ack()
+
+    def _dead_letter(self, body: bytes | str, reason: str) -> None:
+        raw = body if isinstance(body, bytes) else body.encode("utf-8", "backslashreplace")
+        headers = {"persistent": "true", "content-length": str(len(raw)), REASON: reason}
+        self.link.send(f"/queue/{self.settings.bridge_deadletter_queue}", raw, headers)

@@ -14,8 +14,8 @@ import redis
 from celery import Celery
 
 from contactq.bridge.decode import message_kind
-from contactq.bridge.inbound import Inbound, Refused
-from contactq.bridge.link import Link
+from contactq.bridge.inbound import INFRASTRUCTURE, Inbound, Refused
+from contactq.bridge.link import BrokerUnavailable, Link
 from contactq.bridge.outbound import ORIGINAL_DESTINATION, ORIGINAL_MESSAGE_ID, REASON, Forwarder
 from contactq.settings import Settings
 from contactq.tasks.messages import reply
@@ -64,7 +64,9 @@ class Bridge:
         self.store = rt.store.r
         self.counters = rt.counters
         self.outbox = rt.outbox
-        self.inbound = Inbound(app, settings, rt.registry)
+        self.inbound = Inbound(app, settings, rt.registry, rt.store.r)
+        # Set when the bridge gave up the connection: the frames still on their way are left for the redelivery.
+        self.draining = threading.Event()
         self.requests = Link(
             settings, "requests", rt.counters, on_connected=self._subscribe, on_message=self._on_request
         )
@@ -100,21 +102,26 @@ class Bridge:
             log.warning("heartbeat not written: %s", e)
 
     def _subscribe(self, link: Link) -> None:
+        self.draining.clear()
         headers = {"transformation": "jms-map-json", "activemq.prefetchSize": str(self.settings.bridge_prefetch)}
         for server, children in self.settings.servers.items():
             for name in activemq_request_queues(server, children):
                 link.subscribe(f"/queue/{name}", headers)
 
     def _on_request(self, frame: Any) -> None:
+        if self.draining.is_set():
+            return
         headers: dict[str, str] = dict(frame.headers)
         body: bytes = frame.body if isinstance(frame.body, bytes) else str(frame.body).encode()
         try:
             verdict = self.inbound.handle(headers.get("destination", ""), headers, body)
             if isinstance(verdict, Refused):
                 self._dead_letter(headers, body, verdict)
-        except Exception:
-            # Redis or ActiveMQ is not there: leave the message unacknowledged; it comes again after a reconnect.
-            log.exception("could not pass on message %s; reconnecting", headers.get("message-id"))
+        except (*INFRASTRUCTURE, BrokerUnavailable) as e:
+            # Redis, the Celery broker or ActiveMQ is not there: leave the message unacknowledged; it comes again
+            # after a reconnect, as do the frames already on their way.
+            log.warning("could not pass on message %s (%s); reconnecting", headers.get("message-id"), e)
+            self.draining.set()
             self.requests.conn.disconnect()
             return
         self.requests.ack(frame)
