@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from pydantic import ValidationError
 
 from contactq.errors import NotOnline, StoreUnavailable
 from contactq.protocol.client import (
@@ -41,12 +42,17 @@ from contactq.protocol.pinyin import initials, quan_pin
 from contactq.settings import Settings
 
 GROUP = "contactq"
+ORPHAN_IDLE_MS = 60_000
 PUSH_STREAM_MAXLEN = 100_000
 _LOAD_BATCH = 1000
 
 # Takes one fault token, if any is set, and returns the latency to add: one round trip per simulated call.
 _TAKE_FAULT = """
-local f = redis.call('HMGET', KEYS[1], 'latency_ms', 'transient', 'too_frequent')
+local f = redis.call('HMGET', KEYS[1], 'latency_ms', 'transient', 'too_frequent', 'after')
+if (tonumber(f[4] or '0') or 0) > 0 then
+  redis.call('HINCRBY', KEYS[1], 'after', -1)
+  return {tonumber(f[1] or '0') or 0, ''}
+end
 for i, name in ipairs({'transient', 'too_frequent'}) do
   local n = tonumber(f[i + 1] or '0') or 0
   if n > 0 then
@@ -227,14 +233,22 @@ class SimulatedWeChat:
             except redis.ResponseError as e:
                 if "BUSYGROUP" not in str(e):
                     raise
-            # First what this consumer took and never acknowledged, then what is new.
-            replies = self.r.xreadgroup(GROUP, consumer, {stream: "0"}, count=100)
-            if not replies or not replies[0][1]:
+            # First what this consumer took and never acknowledged, then what a consumer that is gone left behind
+            # for a minute, then what is new.
+            entries = self.r.xreadgroup(GROUP, consumer, {stream: "0"}, count=100)
+            entries = entries[0][1] if entries else []
+            if not entries:
+                entries = self.r.xautoclaim(stream, GROUP, consumer, min_idle_time=ORPHAN_IDLE_MS, count=100)[1]
+            if not entries:
                 replies = self.r.xreadgroup(GROUP, consumer, {stream: ">"}, count=100, block=block_ms)
+                entries = replies[0][1] if replies else []
         changes = []
-        for _, entries in replies or []:
-            for entry_id, fields in entries:
+        for entry_id, fields in entries:
+            try:
                 changes.append(PushedChange(id=entry_id, child_id=child_id, **fields))
+            except (ValidationError, TypeError):
+                # Nothing a task could act on: acknowledged here, so that it does not block the entries after it.
+                self.ack_changes(child_id, [entry_id])
         return changes
 
     def ack_changes(self, child_id: int, ids: Sequence[str]) -> None:
@@ -280,11 +294,11 @@ class SimulatedWeChat:
             for start in range(0, len(keys), _LOAD_BATCH):
                 self.r.delete(*keys[start : start + _LOAD_BATCH])
 
-    def set_faults(self, latency_ms: int = 0, transient: int = 0, too_frequent: int = 0) -> None:
-        """Add latency to every WeChat call, and fail the next `transient` / `too_frequent` calls."""
+    def set_faults(self, latency_ms: int = 0, transient: int = 0, too_frequent: int = 0, after: int = 0) -> None:
+        """Add latency to every WeChat call, and fail `transient` / `too_frequent` calls once `after` calls passed."""
         self.r.hset(
             f"{self.p}faults",
-            mapping={"latency_ms": latency_ms, "transient": transient, "too_frequent": too_frequent},
+            mapping={"latency_ms": latency_ms, "transient": transient, "too_frequent": too_frequent, "after": after},
         )
 
     def set_online(self, uin: str, online: bool) -> None:

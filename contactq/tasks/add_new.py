@@ -30,8 +30,12 @@ class AddNew(Request):
 
 @operation("addNew", AddNew, once=lambda req: (req.userName, req.verifyUserTicket))
 def add_new(call: Call, req: AddNew) -> dict[str, Any]:
-    friend = call.client.verify_user(
-        req.uin, Opcode.ACCEPT, req.userName, req.verifyUserTicket, req.verifyContent, req.type
+    # Accepted once: if storing the new friend fails and the task is retried, the used ticket is not offered again.
+    friend = call.checkpoint(
+        "accepted",
+        lambda: call.client.verify_user(
+            req.uin, Opcode.ACCEPT, req.userName, req.verifyUserTicket, req.verifyContent, req.type
+        ),
     )
     call.refresh([friend])
     call.announce("modcontact", [friend])

@@ -49,7 +49,16 @@ def runtime() -> Runtime:
 
 
 class MaskedRequest(CeleryRequest):
-    """Task events (what Flower shows) carry results with the secrets masked."""
+    """Task events (what Flower shows) and the worker's logs carry arguments and results with the secrets masked,
+    whoever sent the task."""
+
+    @property
+    def argsrepr(self) -> str:
+        return mask(super().argsrepr)
+
+    @property
+    def kwargsrepr(self) -> str:
+        return mask(super().kwargsrepr)
 
     def send_event(self, type: str, **fields: Any) -> None:
         for name in ("args", "kwargs", "result"):
@@ -114,7 +123,7 @@ class PushListener(bootsteps.StartStopStep):
 
     def start(self, parent: Any) -> None:
         client = load_client(settings)
-        consumer = f"{parent.hostname}:{os.getpid()}"
+        consumer = parent.hostname  # stable across restarts: a restarted worker takes up what it had not acknowledged
         for child in settings.child_ids:
             forward = PushForwarder(app, client, child, consumer, settings.server_id, settings.push_block_ms)
             thread = threading.Thread(target=forward.run, args=(self._stop,), name=f"push-{child}", daemon=True)

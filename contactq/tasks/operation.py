@@ -15,7 +15,7 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import BaseModel
 
-from contactq.errors import RETRYABLE, ContactqError, Status
+from contactq.errors import RETRYABLE, ContactqError, InvalidRequest, Status
 from contactq.protocol.client import Session, WeChatClient
 from contactq.protocol.records import contact_record, member_record
 from contactq.settings import Settings
@@ -23,7 +23,7 @@ from contactq.tasks.app import app, runtime, settings
 from contactq.tasks.messages import Announcement, EventKind, Request, announcement, parse_request, reply
 from contactq.tasks.queues import task_name
 from contactq.tasks.runtime import Runtime
-from contactq.tasks.store import ContactStore
+from contactq.tasks.store import ContactStore, redis_errors
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,18 @@ class Call:
         records = [member_record(m, chatroom, self.session.wxid) for m in members]
         self.store.put_members(self.session.uin, chatroom, records)
 
+    def checkpoint(self, step: str, do: Callable[[], str]) -> str:
+        """`do()` once per task: a retry after the step succeeded gets its result instead of doing it again."""
+        key = f"contactq:step:{self.task.request.id}:{step}"
+        with redis_errors("checkpoints"):
+            done = self.store.r.get(key)
+        if done is not None:
+            return str(done)
+        value = do()
+        with redis_errors("checkpoints"):
+            self.store.r.set(key, value, ex=self.settings.dedupe_window_s)
+        return value
+
     def progress(self, **meta: Any) -> None:
         self.task.update_state(state="PROGRESS", meta=meta)
 
@@ -109,8 +121,9 @@ def operation(
             retry_backoff_max=settings.retry_backoff_max_s,
             retry_jitter=True,
         )
-        def task(self: Task[Any, Any], request: Any) -> dict[str, Any]:
-            return perform(self, spec, request)
+        def task(self: Task[Any, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+            # Any argument shape is answered: one request is expected, anything else is an invalid one.
+            return perform(self, spec, args[0] if len(args) == 1 and not kwargs else {"args": args, **kwargs})
 
         task.__doc__ = act.__doc__
         return task
@@ -123,6 +136,7 @@ def perform(task: Task[Any, Any], spec: Spec[M], raw: Any) -> dict[str, Any]:
     task_id = str(task.request.id)
     once_key: str | None = None
     result: dict[str, Any] = {}
+    dead = False  # kept for replay: invalid, out of retries, out of time, or a defect of ours
     try:
         req = parse_request(spec.model, raw)
         uin: str = getattr(req, "uin")  # noqa: B009 - every model carries the account's uin
@@ -143,23 +157,24 @@ def perform(task: Task[Any, Any], spec: Spec[M], raw: Any) -> dict[str, Any]:
     except RETRYABLE as e:
         if (task.request.retries or 0) < (task.max_retries or 0):
             raise  # autoretry_for: again after a backoff with jitter
-        status, message = e.status, f"{e.message} (gave up after {task.request.retries} retries)"
-        _dead_letter(rt, task, raw, status, message)
+        status, message, dead = e.status, f"{e.message} (gave up after {task.request.retries} retries)", True
+    except InvalidRequest as e:
+        status, message, dead = e.status, e.message, True
     except ContactqError as e:
         status, message = e.status, e.message
     except SoftTimeLimitExceeded:
-        status, message = Status.TIMEOUT, f"{spec.op} ran out of time"
-        _dead_letter(rt, task, raw, status, message)
+        status, message, dead = Status.TIMEOUT, f"{spec.op} ran out of time", True
     except Exception as e:
         # A defect of ours: the caller is still answered and the request kept for replay.
         log.exception("%s[%s] failed", spec.op, task_id)
-        status, message = Status.INTERNAL_ERROR, f"internal error: {type(e).__name__}"
-        _dead_letter(rt, task, raw, status, message)
+        status, message, dead = Status.INTERNAL_ERROR, f"internal error: {type(e).__name__}", True
     if once_key is not None:
         if status == Status.OK:
             rt.once.done(once_key, {"status": int(status), "message": message, "result": result})
         else:
             rt.once.release(once_key, task_id)
+    if dead:
+        _dead_letter(rt, task, raw, status, message)
     return _answer(rt, spec.op, raw, task_id, status, message, result)
 
 

@@ -28,6 +28,10 @@ def _broker_errors() -> Iterator[None]:
         raise StoreUnavailable(f"Celery broker unavailable: {e}") from e
 
 
+# A broker that stays away raises, for the task's own retries to take over, instead of blocking the worker for ever.
+RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 2}
+
+
 def events_exchange(settings: Settings) -> Exchange:
     return Exchange(settings.events_exchange, type="topic", durable=True)
 
@@ -62,6 +66,7 @@ class Outbox:
                     serializer="json",
                     delivery_mode=2,
                     retry=True,
+                    retry_policy=RETRY_POLICY,
                 )
 
     def publish_reply(self, queue_name: str, correlation_id: str, body: dict[str, Any]) -> None:
@@ -85,4 +90,5 @@ class Outbox:
                 serializer="json",
                 delivery_mode=2,
                 retry=True,
+                retry_policy=RETRY_POLICY,
             )

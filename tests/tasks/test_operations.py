@@ -198,6 +198,25 @@ def test_add_new_accepts_the_pending_request(stack: Stack) -> None:
     assert stack.events.wait(lambda got: len(got) >= 1) == [event("modcontact", "wxid_63ibkhndjl7i21")]
 
 
+def test_add_new_retried_after_the_accept_does_not_accept_again(stack: Stack) -> None:
+    [xml] = stack.sim.pending_requests(A["wxid"])
+    request = {"loginer": 18, "uin": A["uin"], **parse_friend_request(xml).add_new_fields()}
+    stack.sim.set_faults(transient=1, after=1)  # the accept goes through; fetching the new friend times out once
+    reply = stack.call("addNew", request)
+    assert reply["status"] == 0 and reply["field"] == "wxid_63ibkhndjl7i21"
+    assert [row[1] for row in stack.sim.verify_log()] == [3]  # accepted once
+    assert stack.events.wait(lambda got: len(got) >= 1) == [event("modcontact", "wxid_63ibkhndjl7i21")]
+
+
+def test_invalid_requests_are_dead_lettered(stack: Stack) -> None:
+    result = stack.app.send_task(
+        "contactq.syncContact", args=[{"uin": A["uin"]}, "extra"], queue="queue.syncContact_1_1"
+    )
+    assert result.get(timeout=20)["status"] == 400
+    [(_, dead)] = stack.deadletters.wait(lambda got: len(got) >= 1)
+    assert dead["task"] == "contactq.syncContact" and dead["request"] == {"args": [{"uin": A["uin"]}, "extra"]}
+
+
 @pytest.mark.parametrize(
     ("fields", "status", "message"),
     [
