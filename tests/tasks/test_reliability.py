@@ -45,6 +45,12 @@ def send(app: Celery, op: str, request: dict[str, Any]) -> AsyncResult[Any]:
     return app.send_task(f"contactq.{op}", args=[request], queue=f"queue.{op}_1_1")
 
 
+def busy(worker: Worker) -> int:
+    """Tasks the worker has received and not yet finished, from its log."""
+    log = worker.log()
+    return log.count("] received") - log.count("] succeeded in")
+
+
 def wait_all(results: list[AsyncResult[Any]], timeout_s: float) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     return [r.get(timeout=max(0.1, deadline - time.monotonic())) for r in results]
@@ -74,8 +80,11 @@ def test_worker_killed_mid_batch_loses_no_task(stack: Stack, own_broker: str) ->
         for n in range(16)
     ]
     results += [send(caller, "addContact", request) for request in adds]
-    while sum(r.ready() for r in results) < 3:
-        time.sleep(0.05)
+    # Killed while both its pool processes hold a task, so that the kill takes tasks that were running. (On Redis,
+    # a kill in the instant between kombu's BRPOP and its record of the message as unacknowledged would lose that
+    # message: a limit of the transport, which the README states; this test is not about that instant.)
+    while not (sum(r.ready() for r in results) >= 3 and busy(doomed) == 2):
+        time.sleep(0.01)
     doomed.kill()
     assert sum(r.ready() for r in results) < len(results)
 
