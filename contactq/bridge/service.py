@@ -19,8 +19,10 @@ from contactq.bridge.link import BrokerUnavailable, Link
 from contactq.bridge.outbound import ORIGINAL_DESTINATION, ORIGINAL_MESSAGE_ID, REASON, Forwarder
 from contactq.settings import Settings
 from contactq.tasks.messages import reply
+from contactq.tasks.metrics import Counters
+from contactq.tasks.outbox import Outbox
 from contactq.tasks.queues import activemq_request_queues
-from contactq.tasks.runtime import Runtime
+from contactq.tasks.store import AccountRegistry
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +62,17 @@ class Bridge:
     def __init__(self, app: Celery, settings: Settings) -> None:
         app.loader.import_default_modules()  # the operations, whose request models the bridge validates with
         self.settings = settings
-        rt = Runtime.build(app, settings)
-        self.store = rt.store.r
-        self.counters = rt.counters
-        self.outbox = rt.outbox
-        self.inbound = Inbound(app, settings, rt.registry, rt.store.r)
+        # What the bridge needs, and not a WeChat client: the bridge never talks to WeChat.
+        self.store = redis.Redis.from_url(settings.store_url, decode_responses=True)
+        self.counters = Counters(self.store)
+        self.outbox = Outbox(app, settings)
+        self.inbound = Inbound(app, settings, AccountRegistry(self.store), self.store)
         # Set when the bridge gave up the connection: the frames still on their way are left for the redelivery.
         self.draining = threading.Event()
         self.requests = Link(
-            settings, "requests", rt.counters, on_connected=self._subscribe, on_message=self._on_request
+            settings, "requests", self.counters, on_connected=self._subscribe, on_message=self._on_request
         )
-        self.out = Link(settings, "replies", rt.counters)
+        self.out = Link(settings, "replies", self.counters)
         self.forwarder = Forwarder(app, settings, self.outbox, self.out)
         self.stop = threading.Event()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 from tests.bridge.conftest import BridgeProcess, Stomp
 from tests.stack import Stack, Worker
@@ -13,14 +14,15 @@ from tests.stack import Stack, Worker
 def test_request_waits_in_activemq_until_a_bridge_can_hand_it_on(
     broker: None, workers: list[Worker], stack: Stack
 ) -> None:
-    request = stack.add_contact_request("xiaolongnv") | {"queueName": "queue.reply.redelivery"}
+    answer_to = f"queue.reply.{uuid.uuid4().hex[:8]}"
+    request = stack.add_contact_request("xiaolongnv") | {"queueName": answer_to}
     # A bridge whose Celery broker is unreachable: it must not acknowledge what it cannot pass on.
     blind = BridgeProcess(env={"CONTACTQ_BROKER_URL": "redis://127.0.0.1:9/0"})
     blind.start()
     client = Stomp()
     try:
         blind.wait_connected()
-        client.listen("/queue/queue.reply.redelivery")
+        client.listen(f"/queue/{answer_to}")
         client.send("/queue/queue.addContact_1_1", json.dumps(request))
         deadline = time.monotonic() + 30
         while "could not pass on message" not in blind.log() and time.monotonic() < deadline:
@@ -34,7 +36,7 @@ def test_request_waits_in_activemq_until_a_bridge_can_hand_it_on(
     sighted.start()
     try:
         sighted.wait_connected()
-        [(_, reply)] = client.take_json("/queue/queue.reply.redelivery", timeout_s=30)
+        [(_, reply)] = client.take_json(f"/queue/{answer_to}", timeout_s=30)
     finally:
         sighted.stop()
         client.close()
