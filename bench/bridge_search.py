@@ -14,12 +14,10 @@ from __future__ import annotations
 import json
 import os
 
+from benchenv import BENCH_ENV
+
 os.environ.update(
-    CONTACTQ_BROKER_URL="redis://127.0.0.1:6379/3",
-    CONTACTQ_RESULT_BACKEND="redis://127.0.0.1:6379/4",
-    CONTACTQ_STORE_URL="redis://127.0.0.1:6379/5",
-    CONTACTQ_SIM_URL="redis://127.0.0.1:6379/5",
-    CONTACTQ_CHILD_IDS="1",
+    BENCH_ENV,
     CONTACTQ_SERVERS=json.dumps({"1": [1]}),
     # The benchmark searches far faster than any account may: lift the per-account limit for it.
     CONTACTQ_RATE_LIMITS=json.dumps({"searchContact": {"count": 10**9, "period_s": 1}}),

@@ -11,14 +11,9 @@ from __future__ import annotations
 
 import os
 
-# Databases of its own, so a benchmark never touches a running demo or a test run.
-os.environ.update(
-    CONTACTQ_BROKER_URL="redis://127.0.0.1:6379/3",
-    CONTACTQ_RESULT_BACKEND="redis://127.0.0.1:6379/4",
-    CONTACTQ_STORE_URL="redis://127.0.0.1:6379/5",
-    CONTACTQ_SIM_URL="redis://127.0.0.1:6379/5",
-    CONTACTQ_CHILD_IDS="1",
-)
+from benchenv import BENCH_ENV
+
+os.environ.update(BENCH_ENV)
 
 import json  # noqa: E402
 import statistics  # noqa: E402

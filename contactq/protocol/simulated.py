@@ -100,6 +100,7 @@ class SimulatedWeChat:
         self.page_size = page_size
         self.timeout_s = timeout_s
         self.lock_key = f"{prefix}loading"
+        self._groups: set[str] = set()
         self._take_fault = client.register_script(_TAKE_FAULT)
 
     # -- the WeChatClient interface -----------------------------------------------------------------------------
@@ -228,20 +229,14 @@ class SimulatedWeChat:
     def receive_changes(self, child_id: int, consumer: str, block_ms: int) -> list[PushedChange]:
         stream = f"{self.p}push:{self.server_id}:{child_id}"
         with _redis_errors():
+            self._ensure_group(stream)
             try:
-                self.r.xgroup_create(stream, GROUP, id="0", mkstream=True)
+                entries = self._read(stream, consumer, block_ms)
             except redis.ResponseError as e:
-                if "BUSYGROUP" not in str(e):
+                if "NOGROUP" not in str(e):
                     raise
-            # First what this consumer took and never acknowledged, then what a consumer that is gone left behind
-            # for a minute, then what is new.
-            entries = self.r.xreadgroup(GROUP, consumer, {stream: "0"}, count=100)
-            entries = entries[0][1] if entries else []
-            if not entries:
-                entries = self.r.xautoclaim(stream, GROUP, consumer, min_idle_time=ORPHAN_IDLE_MS, count=100)[1]
-            if not entries:
-                replies = self.r.xreadgroup(GROUP, consumer, {stream: ">"}, count=100, block=block_ms)
-                entries = replies[0][1] if replies else []
+                self._groups.discard(stream)  # the simulation was reset: the group is made again next time
+                return []
         changes = []
         for entry_id, fields in entries:
             try:
@@ -250,6 +245,29 @@ class SimulatedWeChat:
                 # Nothing a task could act on: acknowledged here, so that it does not block the entries after it.
                 self.ack_changes(child_id, [entry_id])
         return changes
+
+    def _read(self, stream: str, consumer: str, block_ms: int) -> list[Any]:
+        """First what this consumer took and never acknowledged, then what a consumer that is gone left behind for a
+        minute, then what is new."""
+        entries = self.r.xreadgroup(GROUP, consumer, {stream: "0"}, count=100)
+        entries = entries[0][1] if entries else []
+        if not entries:
+            entries = self.r.xautoclaim(stream, GROUP, consumer, min_idle_time=ORPHAN_IDLE_MS, count=100)[1]
+        if not entries:
+            replies = self.r.xreadgroup(GROUP, consumer, {stream: ">"}, count=100, block=block_ms)
+            entries = replies[0][1] if replies else []
+        return list(entries)
+
+    def _ensure_group(self, stream: str) -> None:
+        """The consumer group, created once per stream (and again after a reset deleted it: see receive_changes)."""
+        if stream in self._groups:
+            return
+        try:
+            self.r.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+        self._groups.add(stream)
 
     def ack_changes(self, child_id: int, ids: Sequence[str]) -> None:
         if ids:
