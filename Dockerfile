@@ -10,7 +10,11 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY celeryconfig.py ./
 COPY contactq ./contactq
+COPY tasks ./tasks
+COPY protocol ./protocol
+COPY bridge ./bridge
 RUN pip install . \
     && cd / && rm -rf /src \
     && useradd --system --uid 10001 --user-group --create-home --home-dir /home/contactq contactq

@@ -24,6 +24,7 @@ test: venv redis rabbitmq activemq chromium lint
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	scripts/check-compose.sh
 
 bench: venv redis activemq

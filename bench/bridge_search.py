@@ -39,11 +39,13 @@ import stomp  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from contactq.protocol.fixture import load_fixture  # noqa: E402
-from contactq.protocol.simulated import SimulatedWeChat  # noqa: E402
-from contactq.tasks import settings  # noqa: E402
-from contactq.tasks.search_contact import search_contact  # noqa: E402
+from contactq.settings import get_settings  # noqa: E402
+from protocol.fixture import load_fixture  # noqa: E402
+from protocol.simulated import SimulatedWeChat  # noqa: E402
+from tasks.search_contact import search_contact  # noqa: E402
 from tests.stack import Worker  # noqa: E402
+
+settings = get_settings()
 
 REQUEST = {"adminUserId": 18, "uin": "1150109773", "userName": "ops_two"}
 

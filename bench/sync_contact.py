@@ -27,14 +27,17 @@ from kombu import Connection, Producer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from contactq.protocol.fixture import Account, Fixture, Friendship, Person  # noqa: E402
-from contactq.protocol.records import contact_record  # noqa: E402
-from contactq.protocol.simulated import SimulatedWeChat  # noqa: E402
-from contactq.tasks import app, settings, submit  # noqa: E402
-from contactq.tasks.messages import announcement  # noqa: E402
-from contactq.tasks.outbox import Outbox  # noqa: E402
-from contactq.tasks.store import BATCH, contact_key  # noqa: E402
+from contactq.settings import get_settings  # noqa: E402
+from protocol.fixture import Account, Fixture, Friendship, Person  # noqa: E402
+from protocol.records import contact_record  # noqa: E402
+from protocol.simulated import SimulatedWeChat  # noqa: E402
+from tasks import app, submit  # noqa: E402
+from tasks.messages import announcement  # noqa: E402
+from tasks.outbox import Outbox  # noqa: E402
+from tasks.store import BATCH, contact_key  # noqa: E402
 from tests.stack import Worker  # noqa: E402
+
+settings = get_settings()
 
 UIN, WXID = "3150109773", "wxid_bench0000000001"
 SURNAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕施张孔曹严华金魏陶姜"

@@ -20,13 +20,13 @@ from typing import Any
 
 import click
 
-from contactq.settings import Settings
-from contactq.tasks.queues import OPERATIONS
+from contactq.settings import get_settings
+from tasks.queues import OPERATIONS
 
 
 def _celery(*args: str, env: dict[str, str] | None = None) -> None:
     os.environ.update(env or {})
-    os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "contactq.tasks", *args])
+    os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "tasks", *args])
 
 
 def _json(value: Any) -> str:
@@ -44,16 +44,18 @@ def main() -> None:
 @main.command()
 @click.option("--loglevel", default="info", show_default=True)
 def worker(loglevel: str) -> None:
-    """A worker for CONTACTQ_SERVER_ID and CONTACTQ_CHILD_IDS, consuming exactly their queues."""
-    s = Settings()
+    """A worker for CONTACTQ_SERVER_ID and CONTACTQ_CHILD_IDS, consuming exactly their queues, its pool autoscaled
+    between CONTACTQ_WORKER_AUTOSCALE_MIN and _MAX processes."""
+    s = get_settings()
     name = f"contactq-{s.server_id}-{'-'.join(map(str, s.child_ids))}@%h"
-    _celery("worker", "-n", name, "-l", loglevel)
+    autoscale = f"--autoscale={s.worker_autoscale_max},{s.worker_autoscale_min}"
+    _celery("worker", "-n", name, "-l", loglevel, autoscale)
 
 
 @main.command()
 def flower() -> None:
     """Flower on CONTACTQ_FLOWER_ADDRESS:CONTACTQ_FLOWER_PORT, behind basic auth from the settings."""
-    s = Settings()
+    s = get_settings()
     # Through the environment, so that the password is not on the command line for `ps` to show.
     auth = {"FLOWER_BASIC_AUTH": f"{s.flower_user}:{s.flower_password}"}
     _celery("flower", f"--address={s.flower_address}", f"--port={s.flower_port}", env=auth)
@@ -62,23 +64,23 @@ def flower() -> None:
 @main.command()
 def bridge() -> None:
     """The ActiveMQ bridge for CONTACTQ_SERVERS: requests into Celery, replies and events back out."""
-    from contactq.bridge.service import Bridge
-    from contactq.tasks import app, settings
-    from contactq.tasks.app import MaskSecrets
+    from bridge.service import Bridge
+    from tasks import app
+    from tasks.app import MaskSecrets
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/%(threadName)s] %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(MaskSecrets())
-    Bridge(app, settings).run()
+    Bridge(app, get_settings()).run()
 
 
 @main.command()
 def metrics() -> None:
     """Prometheus metrics on CONTACTQ_METRICS_ADDRESS:CONTACTQ_METRICS_PORT (/metrics)."""
-    from contactq.tasks import app, settings
-    from contactq.tasks.metrics import serve
+    from tasks import app
+    from tasks.metrics import serve
 
-    serve(app, settings)
+    serve(app, get_settings())
 
 
 @main.command()
@@ -103,8 +105,7 @@ def _field(pair: str) -> tuple[str, str]:
 def _stomp(listener: Any = None) -> Iterator[Any]:
     import stomp
 
-    from contactq.tasks import settings
-
+    settings = get_settings()
     conn = stomp.Connection12(
         [(settings.activemq_host, settings.activemq_stomp_port)], auto_content_length=False, auto_decode=False
     )
@@ -159,7 +160,7 @@ def send(op: str, fields: tuple[str, ...], via: str, server: int | None, child: 
 
 def _send_celery(op: str, request: dict[str, Any], server: int | None, child: int | None, timeout_s: float) -> Any:
     from contactq.errors import ContactqError
-    from contactq.tasks import submit
+    from tasks import submit
 
     try:
         result = submit(op, request, server_id=server if child is not None else None, child_id=child)
@@ -186,8 +187,9 @@ def _follow_progress(result: Any, timeout_s: float) -> None:
 
 
 def _send_activemq(op: str, request: dict[str, Any], server: int | None, child: int | None, timeout_s: float) -> Any:
-    from contactq.tasks import settings
-    from contactq.tasks.queues import queue_name, server_queue_name
+    from tasks.queues import queue_name, server_queue_name
+
+    settings = get_settings()
 
     server = server if server is not None else settings.server_id
     destination = queue_name(op, server, child) if child is not None else server_queue_name(op, server)
@@ -213,9 +215,10 @@ def watch(topics: tuple[str, ...], count: int) -> None:
     """Print each event as it comes, with the contact record it points to."""
     from kombu import Connection, Queue, binding
 
-    from contactq.tasks import runtime, settings
-    from contactq.tasks.outbox import events_exchange
+    from tasks import runtime
+    from tasks.outbox import events_exchange
 
+    settings = get_settings()
     exchange = events_exchange(settings)
     names = topics or tuple(settings.topics.values())
     queue = Queue(
@@ -254,8 +257,7 @@ def deadletters() -> None:
 
 
 def _browse(timeout_s: float = 5.0) -> list[Any]:
-    from contactq.tasks import settings
-
+    settings = get_settings()
     inbox = _Inbox()
     # Read through the map transformation too: a MapMessage read without it has an empty body.
     headers = {"browser": "true", "transformation": "jms-map-json"}
@@ -270,7 +272,7 @@ def _browse(timeout_s: float = 5.0) -> list[Any]:
 @deadletters.command("list")
 def list_deadletters() -> None:
     """Every dead letter: its id, where it was sent, why it was refused, and its body."""
-    from contactq.bridge.outbound import ORIGINAL_DESTINATION, REASON
+    from bridge.outbound import ORIGINAL_DESTINATION, REASON
 
     frames = _browse()
     for frame in frames:
@@ -285,9 +287,10 @@ def list_deadletters() -> None:
 @click.argument("message_ids", nargs=-1, required=True)
 def replay(message_ids: tuple[str, ...]) -> None:
     """Send dead letters back to the queue they were first sent to, as the same kind of JMS message."""
-    from contactq.bridge.outbound import ORIGINAL_DESTINATION
-    from contactq.bridge.service import resend_headers
-    from contactq.tasks import settings
+    from bridge.outbound import ORIGINAL_DESTINATION
+    from bridge.service import resend_headers
+
+    settings = get_settings()
 
     for message_id in message_ids:
         inbox = _Inbox()
@@ -309,8 +312,8 @@ def replay(message_ids: tuple[str, ...]) -> None:
 
 
 def _sim() -> Any:
-    from contactq.protocol.simulated import SimulatedWeChat
-    from contactq.tasks import runtime
+    from protocol.simulated import SimulatedWeChat
+    from tasks import runtime
 
     client = runtime().client
     if not isinstance(client, SimulatedWeChat):
@@ -327,11 +330,11 @@ def sim() -> None:
 @click.option("--account", help="A wxid: list its contacts and the friend requests waiting for it.")
 def show(account: str | None) -> None:
     """The accounts, or one account's contacts and pending requests."""
-    from contactq.protocol.friend_request import parse_friend_request
+    from protocol.friend_request import parse_friend_request
 
     s = _sim()
     if account is None:
-        for child in sorted({c for children in Settings().servers.values() for c in children}):
+        for child in sorted({c for children in get_settings().servers.values() for c in children}):
             for session in s.sessions(child):
                 click.echo(
                     f"uin {session.uin}  {session.wxid}  server {session.server_id} child {session.child_id}"

@@ -15,17 +15,18 @@ import click
 import stomp
 from kombu import Connection, Queue
 
-from contactq.protocol.friend_request import parse_friend_request
-from contactq.protocol.simulated import SimulatedWeChat
-from contactq.tasks import app, queue_for, runtime, settings
-from contactq.tasks.add_chatroom_contact import add_chatroom_contact
-from contactq.tasks.add_contact import add_contact
-from contactq.tasks.add_new import add_new
-from contactq.tasks.get_contact import get_contact
-from contactq.tasks.modify_name import modify_name
-from contactq.tasks.outbox import events_exchange
-from contactq.tasks.search_contact import search_contact
-from contactq.tasks.sync_contact import sync_contact
+from contactq.settings import get_settings
+from protocol.friend_request import parse_friend_request
+from protocol.simulated import SimulatedWeChat
+from tasks import app, queue_for, runtime
+from tasks.add_chatroom_contact import add_chatroom_contact
+from tasks.add_contact import add_contact
+from tasks.add_new import add_new
+from tasks.get_contact import get_contact
+from tasks.modify_name import modify_name
+from tasks.outbox import events_exchange
+from tasks.search_contact import search_contact
+from tasks.sync_contact import sync_contact
 
 A_UIN, A = "1150109773", "wxid_az12gf9ugnoh22"  # on child 1
 B_UIN, B = "2250109774", "wxid_b7q2m0x1kk9922"  # on child 2
@@ -38,6 +39,7 @@ def _show(title: str, value: Any) -> None:
 
 
 def run() -> None:
+    settings = get_settings()
     client = runtime().client
     if not isinstance(client, SimulatedWeChat):
         raise click.ClickException("the demo plays on the simulated WeChat (CONTACTQ_PROTOCOL=simulated)")
@@ -136,6 +138,7 @@ class _Shown(stomp.ConnectionListener):  # type: ignore[misc]
 
 
 def through_activemq() -> None:
+    settings = get_settings()
     """TextMessages of JSON to the seed's queues, replies and events read back from ActiveMQ."""
     click.secho("\nThrough ActiveMQ (STOMP 127.0.0.1:61613), as the Java platform sends:", fg="yellow", bold=True)
     shown = _Shown()

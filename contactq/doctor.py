@@ -7,14 +7,15 @@ from collections.abc import Callable, Iterator
 
 import redis
 
-from contactq.bridge.service import HEARTBEAT_KEY
-from contactq.tasks import app, settings
-from contactq.tasks.queues import queue_name
+from bridge.service import HEARTBEAT_KEY
+from contactq.settings import Settings, get_settings
+from tasks import app
+from tasks.queues import queue_name
 
 Check = tuple[str, bool, str]
 
 
-def _contact_store() -> Check:
+def _contact_store(settings: Settings) -> Check:
     try:
         redis.Redis.from_url(settings.store_url, socket_timeout=3).ping()
     except redis.RedisError as e:
@@ -22,7 +23,7 @@ def _contact_store() -> Check:
     return "contact store", True, settings.store_url
 
 
-def _celery_broker() -> Check:
+def _celery_broker(settings: Settings) -> Check:
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
@@ -31,7 +32,7 @@ def _celery_broker() -> Check:
     return "Celery broker", True, settings.broker_url
 
 
-def _activemq() -> Check:
+def _activemq(settings: Settings) -> Check:
     import stomp
 
     conn = stomp.Connection12([(settings.activemq_host, settings.activemq_stomp_port)], reconnect_attempts_max=1)
@@ -44,7 +45,7 @@ def _activemq() -> Check:
     return "ActiveMQ", True, where
 
 
-def _workers() -> Iterator[Check]:
+def _workers(settings: Settings) -> Iterator[Check]:
     consumed: dict[str, list[str]] = {}
     for worker, queues in (app.control.inspect(timeout=2).active_queues() or {}).items():
         for queue in queues:
@@ -66,7 +67,7 @@ def _workers() -> Iterator[Check]:
                 )
 
 
-def _bridges() -> Iterator[Check]:
+def _bridges(settings: Settings) -> Iterator[Check]:
     store = redis.Redis.from_url(settings.store_url, decode_responses=True, socket_timeout=3)
     beats = {key.removeprefix(HEARTBEAT_KEY): store.get(key) for key in store.scan_iter(match=f"{HEARTBEAT_KEY}*")}
     if not beats:
@@ -80,9 +81,10 @@ def _bridges() -> Iterator[Check]:
             yield f"bridge {name}", True, f"connected, carrying servers {state.get('servers')}"
 
 
-def checks() -> Iterator[Check]:
-    single: list[Callable[[], Check]] = [_contact_store, _celery_broker, _activemq]
+def checks(settings: Settings | None = None) -> Iterator[Check]:
+    settings = settings or get_settings()
+    single: list[Callable[[Settings], Check]] = [_contact_store, _celery_broker, _activemq]
     for check in single:
-        yield check()
-    yield from _workers()
-    yield from _bridges()
+        yield check(settings)
+    yield from _workers(settings)
+    yield from _bridges(settings)

@@ -1,4 +1,4 @@
-"""The one settings object: read once from the environment (CONTACTQ_*) and an optional TOML file.
+"""The one settings object: read once from the environment (CONTACTQ_*) and an optional TOML file (`get_settings()`).
 
 `CONTACTQ_CONFIG` may name a TOML file holding the same keys; the environment wins over the file.
 """
@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,8 +18,6 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
-
-DEFAULT_FIXTURE = Path(__file__).parent / "protocol" / "fixtures" / "default.json"
 
 
 class RateLimit(BaseModel):
@@ -45,6 +44,8 @@ def _default_topics() -> dict[str, str]:
         "delcontact": "topic.delcontact",
         "chatroommember": "topic.chatroommember",
         "modchatroommember": "topic.modchatroommember",
+        # The name the seed's modifyName and addChatRoomContact sections use for topic.modcontact.
+        "modifycontact": "topic.modifycontact",
     }
 
 
@@ -68,7 +69,9 @@ class Settings(BaseSettings):
     unacked_mutex_expire_s: int = 30
     task_time_limit_s: int = 240
     task_soft_time_limit_s: int = 200
-    worker_concurrency: int = 2
+    # Celery's autoscaler: each worker runs between min and max pool processes, growing with the tasks it holds.
+    worker_autoscale_max: int = Field(default=4, ge=1)
+    worker_autoscale_min: int = Field(default=1, ge=0)
 
     # Transient WeChat errors: retried with exponential backoff and jitter, then answered and dead-lettered.
     max_retries: int = 5
@@ -81,10 +84,11 @@ class Settings(BaseSettings):
 
     sync_detail_batch: int = 100
 
-    # The WeChat side: an entry point of the `contactq.protocol` group, and what the simulated one needs.
+    # The WeChat side: an entry point of the `protocol` group, and what the simulated one needs.
     protocol: str = "simulated"
     wechat_timeout_s: float = 10.0
-    fixture: Path = DEFAULT_FIXTURE
+    # The simulated WeChat's fixture file; none: the default one shipped with protocol/.
+    fixture: Path | None = None
     sim_url: str = "redis://127.0.0.1:6379/0"
     sim_prefix: str = "simwx:"
     sim_page_size: int = 500
@@ -97,6 +101,8 @@ class Settings(BaseSettings):
     deadletter_queue: str = "contactq.deadletter"
     topics: dict[str, str] = Field(default_factory=_default_topics)
     emit_modchatroommember: bool = False
+    # modifyName and addChatRoomContact announce on topic.modcontact and on its alias topic.modifycontact.
+    announce_modifycontact: bool = True
 
     # The deployment's protocol servers and their children (server id -> child ids): the bridge carries their
     # requests and the metrics watch their queues.
@@ -152,3 +158,9 @@ class Settings(BaseSettings):
         if config_file:
             sources += (TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)),)
         return sources
+
+
+@cache
+def get_settings() -> Settings:
+    """The process's settings, read once; pass them on from here."""
+    return Settings()

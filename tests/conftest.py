@@ -68,6 +68,15 @@ def stack(session_stack: Stack) -> Stack:
 
 
 @pytest.fixture
+def own_broker() -> Iterator[str]:
+    """A broker of the test's own (a Redis database or a RabbitMQ vhost) that no session worker consumes from."""
+    url = broker_url(isolated=True)
+    empty(url)
+    yield url
+    empty(url)
+
+
+@pytest.fixture
 def store_redis() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(TEST_ENV["CONTACTQ_STORE_URL"], decode_responses=True)
     client.flushdb()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -13,29 +14,47 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from celery import Celery
 from celery.result import AsyncResult
 from kombu import Connection, Queue
 
-from contactq.protocol.fixture import load_fixture
-from contactq.protocol.simulated import SimulatedWeChat
-from contactq.settings import Settings
-from contactq.tasks import app, settings, submit
-from contactq.tasks.outbox import Outbox, events_exchange
-from contactq.tasks.store import AccountRegistry, ContactStore
+from contactq.settings import Settings, get_settings
+from protocol.fixture import load_fixture
+from protocol.simulated import SimulatedWeChat
+from tasks import app, submit
+from tasks.outbox import Outbox, events_exchange
+from tasks.store import AccountRegistry, ContactStore
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT_A = {"uin": "1150109773", "wxid": "wxid_az12gf9ugnoh22", "child": 1}
 ACCOUNT_B = {"uin": "2250109774", "wxid": "wxid_b7q2m0x1kk9922", "child": 2}
 
 
+def caller_app(broker_url: str) -> Celery:
+    """A separate caller, as another Python service would have: it sends tasks by name and controls workers."""
+    app = Celery("caller")
+    app.config_from_object("celeryconfig")
+    app.conf.broker_url = broker_url
+    return app
+
+
 class Worker:
     """A real `celery worker` process for some children of server 1, with its own log file."""
 
-    def __init__(self, name: str, child_ids: list[int], env: dict[str, str] | None = None, concurrency: int = 2):
+    def __init__(
+        self,
+        name: str,
+        child_ids: list[int],
+        env: dict[str, str] | None = None,
+        concurrency: int = 2,
+        pool_args: tuple[str, ...] = (),
+    ):
         self.name = name
+        self.hostname = f"{name}@{socket.gethostname()}"
         self.child_ids = child_ids
         self.env = env or {}
-        self.concurrency = concurrency
+        # `-c N` unless the pool is given otherwise (`--autoscale=max,min`).
+        self.pool_args = pool_args or ("-c", str(concurrency))
         self.log_path = Path(tempfile.mkstemp(prefix=f"contactq-{name}-", suffix=".log")[1])
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -48,12 +67,11 @@ class Worker:
                     "-m",
                     "celery",
                     "-A",
-                    "contactq.tasks",
+                    "tasks",
                     "worker",
                     "-n",
                     f"{self.name}@%h",
-                    "-c",
-                    str(self.concurrency),
+                    *self.pool_args,
                     "-l",
                     "info",
                     "--without-mingle",
@@ -67,13 +85,14 @@ class Worker:
             )
 
     def wait_ready(self, timeout_s: float = 60) -> None:
+        """Until the worker answers a ping on its broker."""
+        control = caller_app(self.env.get("CONTACTQ_BROKER_URL", os.environ["CONTACTQ_BROKER_URL"])).control
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if " ready." in self.log():
+            if control.ping(destination=[self.hostname], timeout=0.5):
                 return
             if self.proc is not None and self.proc.poll() is not None:
                 break
-            time.sleep(0.1)
         raise RuntimeError(f"worker {self.name} did not start:\n{self.log()[-3000:]}")
 
     def log(self) -> str:
@@ -129,7 +148,8 @@ class Tap:
 class Stack:
     """The session's stack as the tests see it: call operations, steer WeChat, read the store and the topics."""
 
-    def __init__(self, cfg: Settings = settings) -> None:
+    def __init__(self, cfg: Settings | None = None) -> None:
+        cfg = cfg or get_settings()
         self.settings = cfg
         self.app = app
         self.r = redis.Redis.from_url(cfg.store_url, decode_responses=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 
-from contactq.tasks.metrics import Counters
+from tasks.metrics import Counters
 from tests.bridge.conftest import BridgeProcess, Stomp, activemq, broker_answers
 from tests.stack import ACCOUNT_A, ACCOUNT_B, Stack
 
 A, B = ACCOUNT_A, ACCOUNT_B
 DLQ = "/queue/DLQ.contactq"
+SEARCH_FIELDS_EMPTY = dict.fromkeys(("user_name", "stranger", "nick_name", "small_head", "quan_pin"), "")
 
 
 def reply_queue() -> str:
@@ -67,7 +68,8 @@ def test_invalid_request_is_answered_and_dead_lettered(amq: Stomp, stack: Stack)
     body = json.dumps(request)
     marker = amq.send("/queue/queue.searchContact_1_1", body, **{"x-origin": "platform"})
     [(_, reply)] = amq.take_json(f"/queue/{answer_to}")
-    assert reply == {**request, "status": 400, "message": reply["message"]} and "wxid_" in reply["message"]
+    assert reply == {**request, "status": 400, "message": reply["message"]} | SEARCH_FIELDS_EMPTY
+    assert "wxid_" in reply["message"]
     [(headers, dead)] = amq.take_marked(DLQ, {marker})
     assert dead.decode() == body  # untouched
     assert headers["contactq-original-destination"] == "queue.searchContact_1_1"

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from contactq.cli import main
-from contactq.tasks import settings
+from contactq.settings import get_settings
 from tests.bridge.conftest import BridgeProcess, Stomp
 from tests.stack import ACCOUNT_A, Stack
 
@@ -135,7 +135,7 @@ def test_doctor(stack: Stack, bridge: BridgeProcess, monkeypatch: pytest.MonkeyP
     healthy = run("doctor")
     assert healthy.exit_code == 0, healthy.output
     assert "worker for server 1 child 2: child2@" in healthy.output and "PROBLEM" not in healthy.output
-    monkeypatch.setattr(settings, "servers", {1: [1, 2], 9: [1]})
+    monkeypatch.setattr(get_settings(), "servers", {1: [1, 2], 9: [1]})
     sick = run("doctor")
     assert sick.exit_code == 1
     assert (

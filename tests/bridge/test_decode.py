@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from contactq.bridge.decode import decode_request, message_kind
+from bridge.decode import decode_request, message_kind
 from contactq.errors import InvalidRequest
 
 MAP = {"transformation": "jms-map-json"}

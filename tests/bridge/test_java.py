@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from contactq.protocol.friend_request import parse_friend_request
+from protocol.friend_request import parse_friend_request
 from tests.bridge.conftest import BridgeProcess
 from tests.stack import ACCOUNT_A, ACCOUNT_B, ROOT, Stack
 
 A, B = ACCOUNT_A, ACCOUNT_B
 NICOLE, ZENG, YANG = "wxid_8fseov8qf5di22", "wxid_l1k2j3h4g5f6d7", "wxid_k1l2z3x4c5v6b7"
 ROOM = "18839427610@chatroom"
-TOPICS = "topic.getcontact,topic.modcontact,topic.delcontact,topic.chatroommember"
+TOPICS = "topic.getcontact,topic.modcontact,topic.modifycontact,topic.delcontact,topic.chatroommember"
 
 
 def java(*args: str) -> list[dict[str, Any]]:
@@ -36,9 +36,9 @@ def send(queue: str, kind: str, request: dict[str, Any]) -> str:
 class Subscriber:
     """A Java consumer of the four topics, collecting what it prints."""
 
-    def __init__(self, count: int, timeout_s: int = 90) -> None:
+    def __init__(self, count: int, timeout_s: int = 90, topics: str = TOPICS) -> None:
         self.proc = subprocess.Popen(
-            [str(ROOT / "tests/java/run.sh"), "subscribe", TOPICS, str(count), str(timeout_s)],
+            [str(ROOT / "tests/java/run.sh"), "subscribe", topics, str(count), str(timeout_s)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
@@ -72,9 +72,10 @@ def check_reply(message: dict[str, Any], sent_id: str, request: dict[str, Any]) 
 @pytest.mark.parametrize("kind", ["map", "text"])
 def test_every_operation_from_spring_jms_template(kind: str, stack: Stack, bridge: BridgeProcess) -> None:
     replies = f"queue.receive.{kind}"
-    # 16 getcontact + 2 chatroommember (sync), then modcontact for getContact, modifyName, addNew on both sides and
-    # 杨过's acceptance of the chatroom request.
-    subscriber = Subscriber(count=18 + 5)
+    # 16 getcontact + 2 chatroommember (sync); modcontact for getContact, modifyName, addNew on both sides, the
+    # chatroom request when sent and when 杨过 accepts it; modifycontact (the seed's other name) for modifyName and the
+    # chatroom request twice.
+    subscriber = Subscriber(count=18 + 6 + 3)
 
     send("queue.syncContact_1", kind, {"loginer": 18, "uin": A["uin"]})
     send("queue.getContact_1", kind, {"adminUserId": 18, "uin": A["uin"], "userName": NICOLE})
@@ -150,8 +151,12 @@ def test_every_operation_from_spring_jms_template(kind: str, stack: Stack, bridg
         ("topic.modcontact", A["uin"], B["wxid"]),
         ("topic.modcontact", A["uin"], NICOLE),
         ("topic.modcontact", A["uin"], YANG),
+        ("topic.modcontact", A["uin"], YANG),
         ("topic.modcontact", A["uin"], ZENG),
         ("topic.modcontact", B["uin"], A["wxid"]),
+        ("topic.modifycontact", A["uin"], YANG),
+        ("topic.modifycontact", A["uin"], YANG),
+        ("topic.modifycontact", A["uin"], ZENG),
     ]
     assert [s for s in seen if s[0] != "topic.getcontact"] == sorted(expected)
     for event in events:
@@ -164,3 +169,35 @@ def test_every_operation_from_spring_jms_template(kind: str, stack: Stack, bridg
         assert record is not None and json.loads(record)["UserName"] == payload["field"]
     zeng = json.loads(stack.r.hget(f"{A['uin']}:wechatContact:{A['wxid']}", ZENG) or "{}")
     assert (zeng["RemarkName"], zeng["RemarkPYQuanPin"], zeng["RemarkPYInitial"]) == ("曾老师", "cenglaoshi", "CLS")
+
+
+def test_the_seed_contract_to_the_letter_from_spring_jms_template(stack: Stack, bridge: BridgeProcess) -> None:
+    """The topic.modifycontact alias, a scene outside the nine named ones, every reply field on failure, and the
+    contacts announced at login, as a Java producer and consumer see them."""
+    replies = "queue.receive.seed"
+    friends = sorted(name for name in stack.sim.contacts_of(A["wxid"]) if not name.endswith("@chatroom"))
+    subscriber = Subscriber(count=1 + len(friends), topics="topic.modifycontact,topic.getcontact")
+
+    send("queue.modifyName_1_1", "map", {"uin": A["uin"], "userName": ZENG, "loginer": 18, "newRemarkName": "曾老师"})
+
+    missing = {"adminUserId": 18, "uin": A["uin"], "userName": "nobody_at_all", "queueName": replies}
+    missing_id = send("queue.searchContact_1", "map", missing)
+    [message] = java("receive", replies, "1", "30")
+    assert message["correlationId"] == missing_id
+    reply = json.loads(message["text"])
+    assert reply == {**missing, "status": 404, "message": reply["message"]} | dict.fromkeys(
+        ("user_name", "stranger", "nick_name", "small_head", "quan_pin"), ""
+    )
+
+    add = stack.add_contact_request("xiaolongnv") | {"type": 17, "queueName": replies}
+    add_id = send("queue.addContact_1_1", "map", add)
+    [message] = java("receive", replies, "1", "30")
+    assert check_reply(message, add_id, add)["type"] == 17
+    assert stack.sim.verify_log() == [[A["uin"], 2, "wxid_a9s8d7f6g5h4j3", 17]]
+
+    stack.sim.set_online(A["uin"], False)
+    stack.sim.set_online(A["uin"], True)
+
+    events = [(e["destination"], json.loads(e["text"])) for e in subscriber.wait()]
+    assert [(d, e["field"]) for d, e in events if d == "topic.modifycontact"] == [("topic.modifycontact", ZENG)]
+    assert sorted(e["field"] for d, e in events if d == "topic.getcontact") == friends

@@ -25,7 +25,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
-from contactq.protocol.friend_request import parse_friend_request
+from protocol.friend_request import parse_friend_request
 from tests.stack import ACCOUNT_A, ROOT, Stack, Worker
 
 UIN, WXID = str(ACCOUNT_A["uin"]), str(ACCOUNT_A["wxid"])  # account A, on child 1

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from contactq.errors import NotFound, NotOnline, WeChatError
-from contactq.protocol.client import Opcode, Scene, WeChatClient
+from protocol.client import Opcode, Scene, WeChatClient
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,7 @@ from pathlib import Path
 import pytest
 
 from contactq.errors import ConfigurationError
-from contactq.protocol.fixture import load_fixture
-from contactq.settings import DEFAULT_FIXTURE
+from protocol.fixture import DEFAULT_FIXTURE, load_fixture
 
 
 def test_default_fixture_loads() -> None:

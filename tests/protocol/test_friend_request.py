@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from contactq.errors import InvalidRequest, UnsafeXml
-from contactq.protocol.friend_request import FriendRequest, friend_request_xml, parse_friend_request
+from protocol.friend_request import FriendRequest, friend_request_xml, parse_friend_request
 
 # The seed's own example, exactly.
 SEED_XML = (

@@ -1,6 +1,6 @@
 import pytest
 
-from contactq.protocol.pinyin import initials, quan_pin
+from protocol.pinyin import initials, quan_pin
 
 
 @pytest.mark.parametrize(

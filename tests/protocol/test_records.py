@@ -1,5 +1,5 @@
-from contactq.protocol.client import ChatroomMember, RawContact
-from contactq.protocol.records import CONTACT_FIELDS, contact_record, member_record
+from protocol.client import ChatroomMember, RawContact
+from protocol.records import CONTACT_FIELDS, contact_record, member_record
 
 SEED_FIELDS = {
     "ContactType",

@@ -8,11 +8,11 @@ import pytest
 import redis
 
 from contactq.errors import NotOnline, Refused, TooFrequent, WeChatTimeout
-from contactq.protocol.client import Opcode, Scene, load_client
-from contactq.protocol.fixture import load_fixture
-from contactq.protocol.friend_request import parse_friend_request
-from contactq.protocol.simulated import SimulatedWeChat
-from contactq.settings import DEFAULT_FIXTURE, Settings
+from contactq.settings import Settings
+from protocol.client import Opcode, Scene, load_client
+from protocol.fixture import DEFAULT_FIXTURE, load_fixture
+from protocol.friend_request import parse_friend_request
+from protocol.simulated import SimulatedWeChat
 from tests.protocol.contract import WeChatClientContract, World
 
 A_UIN, A = "1150109773", "wxid_az12gf9ugnoh22"

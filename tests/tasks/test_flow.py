@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contactq.protocol.friend_request import parse_friend_request
+from protocol.friend_request import parse_friend_request
 from tests.stack import ACCOUNT_A, ACCOUNT_B, Stack
 
 A, B = ACCOUNT_A, ACCOUNT_B
@@ -110,3 +110,19 @@ def test_owner_deletes_a_friend_on_the_phone(stack: Stack) -> None:
     stack.sim.unfriend(A["wxid"], "wxid_8fseov8qf5di22")
     assert stack.events.wait(lambda got: len(got) >= 1) == [("topic.delcontact", payload(A, "wxid_8fseov8qf5di22", 4))]
     assert stack.contact(A, "wxid_8fseov8qf5di22") is None
+
+
+def test_an_account_coming_online_is_synced_and_announced(stack: Stack) -> None:
+    contacts = stack.sim.contacts_of(A["wxid"])
+    friends = sorted(name for name in contacts if not name.endswith("@chatroom"))
+    rooms = sorted(name for name in contacts if name.endswith("@chatroom"))
+    stack.sim.set_online(A["uin"], False)
+    stack.sim.set_online(A["uin"], True)  # WeChat pushes the login; A's worker syncs it (the seed's login init)
+    events = stack.events.wait(lambda got: len(got) >= len(contacts), timeout_s=30)
+    assert sorted(e["field"] for topic, e in events if topic == "topic.getcontact") == friends
+    assert sorted(e["field"] for topic, e in events if topic == "topic.chatroommember") == rooms
+    assert all(e == payload(A, e["field"], e["mqType"]) for _, e in events)
+    assert all(stack.contact(A, name) is not None for name in contacts)
+    # Coming online again while online pushes nothing.
+    stack.sim.set_online(A["uin"], True)
+    assert stack.events.wait(lambda got: True, quiet_s=1.5) == []

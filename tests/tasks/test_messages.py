@@ -1,7 +1,8 @@
 import pytest
 
 from contactq.errors import InvalidRequest, Status
-from contactq.tasks.messages import Request, announcement, mask, parse_request, reply
+from tasks.messages import Reply, Request, announcement, mask, parse_request
+from tasks.search_contact import Found
 
 
 class Sample(Request):
@@ -31,7 +32,7 @@ def test_invalid_requests_say_what_is_wrong(raw: object, problem: str) -> None:
 
 def test_reply_echoes_the_request_unchanged() -> None:
     raw = {"adminUserId": 18, "uin": "1", "userName": "x", "queueName": "q", "status": "ignored"}
-    assert reply(raw, Status.OK, "", {"user_name": "v1"}) == {
+    assert Reply.to(raw, Status.OK, "", Found(user_name="v1")).document() == {
         "adminUserId": 18,
         "uin": "1",
         "userName": "x",
@@ -39,8 +40,21 @@ def test_reply_echoes_the_request_unchanged() -> None:
         "status": 0,
         "message": "",
         "user_name": "v1",
+        "stranger": "",
+        "nick_name": "",
+        "small_head": "",
+        "quan_pin": "",
     }
-    assert reply("garbage", Status.INVALID_REQUEST, "bad") == {"status": 400, "message": "bad"}
+    assert Reply.to("garbage", Status.INVALID_REQUEST, "bad").document() == {"status": 400, "message": "bad"}
+
+
+def test_a_failed_reply_carries_every_result_field_of_its_operation_empty() -> None:
+    raw = {"adminUserId": 18, "uin": "1", "userName": "x", "queueName": "q"}
+    document = Reply.to(raw, Status.NOT_FOUND, "no such user", Found()).document()
+    assert {k: document[k] for k in ("user_name", "stranger", "nick_name", "small_head", "quan_pin")} == dict.fromkeys(
+        ("user_name", "stranger", "nick_name", "small_head", "quan_pin"), ""
+    )
+    assert (document["status"], document["queueName"]) == (404, "q")
 
 
 def test_event_payload_is_the_seed_shape() -> None:

@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contactq.errors import RateLimited
 from contactq.settings import RateLimit
-from contactq.tasks.guards import RateLimiter
-from contactq.tasks.metrics import Counters
+from tasks.guards import RateLimiter
+from tasks.metrics import Counters
 from tests.stack import ACCOUNT_A, ROOT, Stack
 from tests.tasks.test_flower import free_port
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from contactq.protocol.friend_request import parse_friend_request
+from protocol.friend_request import parse_friend_request
 from tests.stack import ACCOUNT_A, ACCOUNT_B, Stack
 
 A, B = ACCOUNT_A, ACCOUNT_B
@@ -21,7 +21,7 @@ def a(**fields: Any) -> dict[str, Any]:
 
 
 def event(kind: str, field: str, account: dict[str, Any] = A) -> tuple[str, dict[str, Any]]:
-    mq = {"getcontact": 7, "modcontact": 3, "delcontact": 4, "chatroommember": 5}[kind]
+    mq = {"getcontact": 7, "modcontact": 3, "modifycontact": 3, "delcontact": 4, "chatroommember": 5}[kind]
     payload = {
         "uin": account["uin"],
         "userName": account["wxid"],
@@ -105,7 +105,9 @@ def test_out_of_retries_is_answered_and_dead_lettered(stack: Stack) -> None:
 
 def test_request_that_is_not_a_map_is_answered(stack: Stack) -> None:
     result = stack.app.send_task("contactq.searchContact", args=["not json"], queue="queue.searchContact_1_1")
-    assert result.get(timeout=20) == {"status": 400, "message": "a request is a JSON object, not str"}
+    assert result.get(timeout=20) == {"status": 400, "message": "a request is a JSON object, not str"} | dict.fromkeys(
+        ("user_name", "stranger", "nick_name", "small_head", "quan_pin"), ""
+    )
 
 
 # -- getContact ---------------------------------------------------------------------------------------------------
@@ -165,7 +167,7 @@ def test_add_contact_sends_one_friend_request(stack: Stack) -> None:
 @pytest.mark.parametrize(
     ("fields", "status", "message"),
     [
-        ({"type": 7}, 400, "type"),
+        ({"type": -1}, 400, "type"),
         ({"type": "QR"}, 400, "type"),
         ({"v1": ""}, 400, "v1"),
         ({"verify": None}, 400, "verify"),
@@ -184,6 +186,13 @@ def test_add_contact_failures(stack: Stack, fields: dict[str, Any], status: int,
 def test_add_contact_refused_by_the_other_side(stack: Stack) -> None:
     reply = stack.call("addContact", stack.add_contact_request("chanyu_fly"))
     assert reply["status"] == 403
+
+
+@pytest.mark.parametrize("scene", [0, 6, 17, 30])
+def test_add_contact_passes_on_any_scene_wechat_uses(stack: Stack, scene: int) -> None:
+    request = stack.add_contact_request("xiaolongnv") | {"type": scene}
+    assert stack.call("addContact", request) == {**request, "status": 0, "message": ""}
+    assert stack.sim.verify_log() == [[A["uin"], 2, "wxid_a9s8d7f6g5h4j3", scene]]
 
 
 # -- addNew -------------------------------------------------------------------------------------------------------
@@ -223,7 +232,7 @@ def test_invalid_requests_are_dead_lettered(stack: Stack) -> None:
         ({"opcode": 2}, 400, "opcode must be 3"),
         ({"opcode": "3", "type": "30"}, 0, ""),  # numbers as strings are coerced
         ({"verifyUserTicket": "v2_wrong@stranger"}, 404, "no such friend request"),
-        ({"type": 99}, 400, "type"),
+        ({"type": -30}, 400, "type"),
     ],
 )
 def test_add_new_field_rules(stack: Stack, fields: dict[str, Any], status: int, message: str) -> None:
@@ -256,7 +265,8 @@ def test_modify_name_sets_remark_and_pinyin(stack: Stack) -> None:
         "chongqinglaoban",
         "CQLB",
     )
-    assert stack.events.wait(lambda got: len(got) >= 1) == [event("modcontact", ZENG)]
+    # On topic.modcontact, and on topic.modifycontact, the name the seed's modifyName section uses.
+    assert stack.events.wait(lambda got: len(got) >= 2) == [event("modcontact", ZENG), event("modifycontact", ZENG)]
 
 
 def test_modify_name_of_a_stranger_is_not_found(stack: Stack) -> None:
@@ -279,8 +289,9 @@ def test_add_chatroom_contact_accepted_at_once(stack: Stack) -> None:
     }
     reply = stack.call("addChatRoomContact", request)
     assert reply == {**request, "status": 0, "message": ""}
-    # 杨过 accepts at once: WeChat pushes the new friend to A, which is stored and announced.
-    assert stack.events.wait(lambda got: len(got) >= 1) == [event("modcontact", YANG)]
+    # Announced when sent (the seed's section) and again when 杨过 accepts, at once: WeChat pushes the new friend to A,
+    # which is stored and announced. Each time on topic.modcontact and its alias topic.modifycontact.
+    assert stack.events.wait(lambda got: len(got) >= 4) == [event("modcontact", YANG), event("modifycontact", YANG)] * 2
     assert stack.contact(A, YANG)["NickName"] == "杨过"  # type: ignore[index]
     assert stack.sim.verify_log() == [[A["uin"], 2, YANG, 14]]
 

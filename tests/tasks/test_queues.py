@@ -1,6 +1,6 @@
 import pytest
 
-from contactq.tasks.queues import (
+from tasks.queues import (
     OPERATIONS,
     RequestQueue,
     activemq_request_queues,

@@ -8,37 +8,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pytest
 from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
 
-from contactq import celeryconfig
-from contactq.settings import Settings
-from tests.brokers import BROKER, broker_url, empty
-from tests.stack import ACCOUNT_A, Stack, Worker
+from tests.brokers import BROKER
+from tests.stack import ACCOUNT_A, Stack, Worker, caller_app
 
 A = ACCOUNT_A
 MANUAL_PEOPLE = ["xiaolongnv", "wu_yan", "zheng_zhong", "feng_xg"]  # strangers to A who answer by hand
-
-
-@pytest.fixture
-def own_broker() -> Iterator[str]:
-    url = broker_url(isolated=True)
-    empty(url)
-    yield url
-    empty(url)
-
-
-def client_app(broker_url: str) -> Celery:
-    """A separate caller, as another Python service would have: it sends tasks by name."""
-    app = Celery("caller")
-    app.conf.update(celeryconfig.from_settings(Settings(broker_url=broker_url, child_ids=[])))
-    return app
 
 
 def send(app: Celery, op: str, request: dict[str, Any]) -> AsyncResult[Any]:
@@ -70,7 +51,7 @@ def test_worker_killed_mid_batch_loses_no_task(stack: Stack, own_broker: str) ->
     doomed = Worker("doomed", [1], env)
     doomed.start()
     doomed.wait_ready()
-    caller = client_app(own_broker)
+    caller = caller_app(own_broker)
     results = [
         send(
             caller,
@@ -117,7 +98,7 @@ def test_rate_limit_holds_across_workers(stack: Stack, own_broker: str) -> None:
         for worker in workers:
             worker.wait_ready()
         stack.sim.set_faults(latency_ms=100)
-        caller = client_app(own_broker)
+        caller = caller_app(own_broker)
         results = [
             send(caller, "searchContact", {"adminUserId": 18, "uin": A["uin"], "userName": "ops_two", "queueName": "q"})
             for _ in range(12)

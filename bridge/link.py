@@ -1,0 +1,136 @@
+"""One STOMP connection to ActiveMQ: heart-beats, sends confirmed by receipts, and reconnection with backoff."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import stomp
+from stomp.exception import StompException
+
+from contactq.errors import ContactqError
+from contactq.settings import Settings
+from tasks.metrics import Counters
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(ContactqError):
+    """ActiveMQ is not connected, or did not confirm a send in time."""
+
+
+class Link(stomp.ConnectionListener):  # type: ignore[misc]
+    def __init__(
+        self,
+        settings: Settings,
+        name: str,
+        counters: Counters,
+        on_connected: Callable[[Link], None] | None = None,
+        on_message: Callable[[stomp.utils.Frame], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.name = name
+        self.counters = counters
+        self._on_connected = on_connected
+        self._on_message = on_message
+        beat = settings.bridge_heartbeat_ms
+        # No automatic content-length: with it, ActiveMQ turns a SEND into a BytesMessage instead of a TextMessage.
+        self.conn = stomp.Connection12(
+            [(settings.activemq_host, settings.activemq_stomp_port)],
+            heartbeats=(beat, beat),
+            auto_content_length=False,
+            auto_decode=False,
+            reconnect_attempts_max=1,
+        )
+        self.conn.set_listener(name, self)
+        self.connected = threading.Event()
+        self._receipts: dict[str, tuple[threading.Event, list[str]]] = {}
+        self._lock = threading.Lock()
+
+    def run(self, stop: threading.Event) -> None:
+        """Keep connected until `stop`; after a loss, reconnect with exponential backoff and jitter."""
+        delay_s = 0.5
+        while not stop.is_set():
+            if self.connected.is_set() and self.conn.is_connected():
+                stop.wait(0.5)
+                continue
+            self.connected.clear()
+            try:
+                self.conn.connect(self.settings.activemq_user, self.settings.activemq_password, wait=True)
+                if self._on_connected is not None:
+                    self._on_connected(self)
+                if self.conn.is_connected():  # not lost again while subscribing
+                    self.connected.set()
+                    log.info("%s: connected to ActiveMQ", self.name)
+                    delay_s = 0.5
+            except (StompException, OSError) as e:
+                self.counters.add("bridge_reconnections", self.name)
+                wait_s = delay_s * (1 + random.random() / 2)
+                log.warning("%s: ActiveMQ unavailable (%s); again in %.1f s", self.name, e or type(e).__name__, wait_s)
+                stop.wait(wait_s)
+                delay_s = min(delay_s * 2, self.settings.bridge_reconnect_max_s)
+        if self.conn.is_connected():
+            self.conn.disconnect()
+
+    def send(self, destination: str, body: str | bytes, headers: dict[str, str]) -> None:
+        """Send and wait until ActiveMQ confirms it has the message (a receipt), or raise BrokerUnavailable."""
+        if not self.connected.is_set():
+            raise BrokerUnavailable(f"{self.name}: not connected to ActiveMQ")
+        receipt = uuid.uuid4().hex
+        confirmed, errors = threading.Event(), list[str]()
+        with self._lock:
+            self._receipts[receipt] = (confirmed, errors)
+        try:
+            self.conn.send(destination, body, headers={**headers, "receipt": receipt})
+            if not confirmed.wait(self.settings.bridge_receipt_timeout_s):
+                raise BrokerUnavailable(f"{self.name}: no receipt from ActiveMQ for {destination}")
+        except (StompException, OSError) as e:
+            raise BrokerUnavailable(f"{self.name}: sending to {destination} failed: {e}") from e
+        finally:
+            with self._lock:
+                self._receipts.pop(receipt, None)
+        if errors:
+            raise BrokerUnavailable(f"{self.name}: ActiveMQ refused {destination}: {errors[0]}")
+
+    def subscribe(self, destination: str, headers: dict[str, str]) -> None:
+        self.conn.subscribe(destination, id=destination, ack="client-individual", headers=headers)
+
+    def ack(self, frame: Any) -> None:
+        self.conn.ack(frame.headers["ack"])
+
+    # -- stomp.py's listener ------------------------------------------------------------------------------------
+
+    def on_message(self, frame: Any) -> None:
+        if self._on_message is not None:
+            self._on_message(frame)
+
+    def on_receipt(self, frame: Any) -> None:
+        self._settle(frame.headers.get("receipt-id", ""), None)
+
+    def on_error(self, frame: Any) -> None:
+        message = frame.headers.get("message", "error")
+        log.error("%s: ActiveMQ error: %s", self.name, message)
+        self._settle(frame.headers.get("receipt-id", ""), message)
+
+    def on_disconnected(self) -> None:
+        if self.connected.is_set():
+            log.warning("%s: lost the connection to ActiveMQ", self.name)
+            self.counters.add("bridge_reconnections", self.name)
+        self.connected.clear()
+        with self._lock:
+            pending = list(self._receipts.values())
+        for confirmed, errors in pending:
+            errors.append("connection lost")
+            confirmed.set()
+
+    def _settle(self, receipt: str, error: str | None) -> None:
+        with self._lock:
+            waiting = self._receipts.get(receipt)
+        if waiting is not None:
+            if error is not None:
+                waiting[1].append(error)
+            waiting[0].set()

@@ -1,0 +1,120 @@
+"""Replies, events and dead letters from the Celery broker out to ActiveMQ, acknowledged only once ActiveMQ has them.
+
+Each is sent as a persistent JMS TextMessage of JSON: replies to the request's `queueName` with the request's message
+id as JMSCorrelationID, events to the ActiveMQ topic named by their routing key, dead letters to the bridge's DLQ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from celery import Celery
+from kombu import Consumer
+from kombu.message import Message
+from pydantic import ValidationError
+
+from bridge.link import BrokerUnavailable, Link
+from contactq.settings import Settings
+from tasks.messages import DeadLetter, OutboxReply
+from tasks.outbox import Outbox
+
+log = logging.getLogger(__name__)
+_PAUSE_S = 1.0
+
+# The headers a dead letter carries besides the producer's own.
+REASON = "contactq-reason"
+ORIGINAL_DESTINATION = "contactq-original-destination"
+ORIGINAL_MESSAGE_ID = "contactq-original-message-id"
+
+
+def text(body: Any) -> str:
+    # ASCII with \u escapes: any string a request carried, a lone surrogate included, can be sent.
+    return json.dumps(body, separators=(",", ":"))
+
+
+def persistent(**headers: str) -> dict[str, str]:
+    # `amq-msg-type: text` says TextMessage outright; `persistent` because STOMP sends are not persistent otherwise.
+    return {"persistent": "true", "amq-msg-type": "text", **headers}
+
+
+class Forwarder:
+    def __init__(self, app: Celery, settings: Settings, outbox: Outbox, link: Link) -> None:
+        self.app = app
+        self.settings = settings
+        self.outbox = outbox
+        self.link = link
+        self.forwarded = 0
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                with (
+                    self.app.connection_for_read() as conn,
+                    Consumer(
+                        conn,
+                        queues=[self.outbox.replies_queue, self.outbox.events_queue, self.outbox.deadletter_queue],
+                        callbacks=[self._forward],
+                        on_decode_error=self._undecodable,
+                        accept=["json"],
+                        prefetch_count=self.settings.bridge_prefetch,
+                    ),
+                ):
+                    while not stop.is_set():
+                        with contextlib.suppress(TimeoutError):
+                            conn.drain_events(timeout=1)
+            except Exception:
+                log.exception("forwarding to ActiveMQ stopped; starting again")
+                stop.wait(_PAUSE_S)
+
+    def destination(self, body: Any, message: Message) -> tuple[str, str, dict[str, str]]:
+        """Where a message from the outbox goes in ActiveMQ, with what body and headers."""
+        exchange = message.delivery_info.get("exchange")
+        if exchange == self.outbox.exchange.name:
+            return f"/topic/{message.delivery_info['routing_key']}", text(body), persistent()
+        if exchange == self.outbox.replies_queue.name:
+            try:
+                reply = OutboxReply.model_validate(body)
+            except ValidationError:
+                pass  # not a reply we wrote: to the DLQ as it is, below
+            else:
+                headers = persistent(**{"correlation-id": reply.correlationId})
+                return f"/queue/{reply.queueName}", text(reply.reply), headers
+        try:
+            dead = DeadLetter.model_validate(body)
+        except ValidationError:
+            dead = DeadLetter(task="", queue="", request=body, status=0, reason="malformed outbox message")
+        headers = persistent(**{REASON: dead.reason, ORIGINAL_DESTINATION: dead.queue})
+        return f"/queue/{self.settings.bridge_deadletter_queue}", text(dead.request), headers
+
+    def _forward(self, body: Any, message: Message) -> None:
+        destination, payload, headers = self.destination(body, message)
+        try:
+            self.link.send(destination, payload, headers)
+        except BrokerUnavailable as e:
+            # Back to the outbox, to go out once ActiveMQ is there again.
+            log.warning("holding %s: %s", destination, e.message)
+            message.requeue()
+            time.sleep(_PAUSE_S)
+            return
+        except Exception as e:
+            # Not one bad message may hold up every reply and event behind it: it goes to the DLQ as it is.
+            log.exception("cannot send to %s", destination)
+            self._dead_letter(message.body or b"", f"cannot send to {destination}: {type(e).__name__}")
+            message.ack()
+            return
+        message.ack()
+        self.forwarded += 1
+
+    def _undecodable(self, message: Message, error: Exception) -> None:
+        self._dead_letter(message.body or b"", f"undecodable outbox message: {error}")
+        message.ack()
+
+    def _dead_letter(self, body: bytes | str, reason: str) -> None:
+        raw = body if isinstance(body, bytes) else body.encode("utf-8", "backslashreplace")
+        headers = {"persistent": "true", "content-length": str(len(raw)), REASON: reason}
+        self.link.send(f"/queue/{self.settings.bridge_deadletter_queue}", raw, headers)

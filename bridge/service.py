@@ -1,0 +1,141 @@
+"""The bridge as a process: two STOMP links (requests in; replies, events and dead letters out) and the forwarder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+from typing import Any
+
+import redis
+from celery import Celery
+
+from bridge.decode import message_kind
+from bridge.inbound import INFRASTRUCTURE, Inbound, Refused
+from bridge.link import BrokerUnavailable, Link
+from bridge.outbound import ORIGINAL_DESTINATION, ORIGINAL_MESSAGE_ID, REASON, Forwarder
+from contactq.settings import Settings
+from tasks.metrics import Counters
+from tasks.outbox import Outbox
+from tasks.queues import activemq_request_queues
+from tasks.store import AccountRegistry
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_KEY = "contactq:bridge:"
+HEARTBEAT_S = 30
+
+# Headers ActiveMQ sets on a delivered MESSAGE; every other one is the producer's and travels on to the DLQ.
+_DELIVERY_HEADERS = {
+    "ack",
+    "message-id",
+    "destination",
+    "subscription",
+    "redelivered",
+    "timestamp",
+    "expires",
+    "priority",
+    "persistent",
+    "content-length",
+}
+
+
+def resend_headers(headers: dict[str, str], body: bytes) -> dict[str, str]:
+    """Headers that send a delivered message on as the same kind of JMS message, with the producer's own headers."""
+    kept = {k: v for k, v in headers.items() if k not in _DELIVERY_HEADERS and not k.startswith("contactq-")}
+    kept.pop("transformation", None)
+    kind = message_kind(headers, body)
+    if kind == "map":
+        kept["transformation"] = "jms-map-json"
+    elif kind == "bytes":
+        kept["content-length"] = str(len(body))
+    else:
+        kept["amq-msg-type"] = "text"
+    return kept | {"persistent": "true"}
+
+
+class Bridge:
+    def __init__(self, app: Celery, settings: Settings) -> None:
+        app.loader.import_default_modules()  # the operations, whose request models the bridge validates with
+        self.settings = settings
+        # What the bridge needs, and not a WeChat client: the bridge never talks to WeChat.
+        self.store = redis.Redis.from_url(settings.store_url, decode_responses=True)
+        self.counters = Counters(self.store)
+        self.outbox = Outbox(app, settings)
+        self.inbound = Inbound(app, settings, AccountRegistry(self.store), self.store)
+        # Set when the bridge gave up the connection: the frames still on their way are left for the redelivery.
+        self.draining = threading.Event()
+        self.requests = Link(
+            settings, "requests", self.counters, on_connected=self._subscribe, on_message=self._on_request
+        )
+        self.out = Link(settings, "replies", self.counters)
+        self.forwarder = Forwarder(app, settings, self.outbox, self.out)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stop.set())
+        threads = [
+            threading.Thread(target=t, args=(self.stop,), name=n, daemon=True)
+            for n, t in (("requests", self.requests.run), ("replies", self.out.run), ("forwarder", self.forwarder.run))
+        ]
+        for thread in threads:
+            thread.start()
+        log.info("bridge for servers %s ready", self.settings.servers)
+        while not self.stop.wait(HEARTBEAT_S / 3):
+            self._heartbeat()
+        for thread in threads:
+            thread.join(timeout=15)
+
+    def _heartbeat(self) -> None:
+        """What `contactq doctor` reads: this bridge is alive, and whether its links are connected."""
+        state = {
+            "requests": self.requests.connected.is_set(),
+            "replies": self.out.connected.is_set(),
+            "servers": {str(k): v for k, v in self.settings.servers.items()},
+        }
+        try:
+            self.store.set(f"{HEARTBEAT_KEY}{socket.gethostname()}:{os.getpid()}", json.dumps(state), ex=HEARTBEAT_S)
+        except redis.RedisError as e:
+            log.warning("heartbeat not written: %s", e)
+
+    def _subscribe(self, link: Link) -> None:
+        self.draining.clear()
+        headers = {"transformation": "jms-map-json", "activemq.prefetchSize": str(self.settings.bridge_prefetch)}
+        for server, children in self.settings.servers.items():
+            for name in activemq_request_queues(server, children):
+                link.subscribe(f"/queue/{name}", headers)
+
+    def _on_request(self, frame: Any) -> None:
+        if self.draining.is_set():
+            return
+        headers: dict[str, str] = dict(frame.headers)
+        body: bytes = frame.body if isinstance(frame.body, bytes) else str(frame.body).encode()
+        try:
+            verdict = self.inbound.handle(headers.get("destination", ""), headers, body)
+            if isinstance(verdict, Refused):
+                self._dead_letter(headers, body, verdict)
+        except (*INFRASTRUCTURE, BrokerUnavailable) as e:
+            # Redis, the Celery broker or ActiveMQ is not there: leave the message unacknowledged; it comes again
+            # after a reconnect, as do the frames already on their way.
+            log.warning("could not pass on message %s (%s); reconnecting", headers.get("message-id"), e)
+            self.draining.set()
+            self.requests.conn.disconnect()
+            return
+        self.requests.ack(frame)
+
+    def _dead_letter(self, headers: dict[str, str], body: bytes, refused: Refused) -> None:
+        """The message as it came, to the DLQ with the reason; and an error reply where a reply queue is known."""
+        out_headers = resend_headers(headers, body) | {
+            REASON: refused.reason,
+            ORIGINAL_DESTINATION: headers.get("destination", "").removeprefix("/queue/"),
+            ORIGINAL_MESSAGE_ID: headers.get("message-id", ""),
+        }
+        self.out.send(f"/queue/{self.settings.bridge_deadletter_queue}", body, out_headers)
+        self.counters.add("dead_lettered", "bridge")
+        answer = refused.reply()
+        if answer is not None and answer.queue_name:
+            self.outbox.publish_reply(answer.queue_name, headers.get("message-id", ""), answer.document())

@@ -1,0 +1,56 @@
+"""Celery's settings module, as Celery's docs use it: `app.config_from_object("celeryconfig")`.
+
+Every public name here is a Celery setting, derived from contactq's one settings object (CONTACTQ_* and the optional
+TOML file named by CONTACTQ_CONFIG), so a deployment configures contactq in one place.
+"""
+
+from typing import Any
+
+from contactq.settings import get_settings
+from tasks.queues import celery_queue, worker_queues
+
+_settings = get_settings()
+
+broker_url = _settings.broker_url
+result_backend = _settings.result_backend
+broker_connection_retry_on_startup = True
+
+
+def _transport_options() -> dict[str, Any]:
+    if not broker_url.startswith(("redis://", "rediss://")):
+        # RabbitMQ gives a dead worker's messages back as soon as its connection closes: nothing to tune.
+        return {}
+    # Redis: a message a dead worker held comes back after visibility_timeout; the sweep that restores it runs
+    # every unacked_restore_interval (throttle 1: every run scans). No task may outlive the timeout.
+    return {
+        "visibility_timeout": _settings.visibility_timeout_s,
+        "unacked_restore_interval": _settings.unacked_restore_interval_s,
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": _settings.unacked_mutex_expire_s,
+    }
+
+
+broker_transport_options = _transport_options()
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+
+# Acknowledged after the reply is out; a worker that dies mid-task gives the message back.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+# Without --autoscale a worker runs the autoscaler's maximum.
+worker_concurrency = _settings.worker_autoscale_max
+worker_cancel_long_running_tasks_on_connection_loss = True
+task_time_limit = _settings.task_time_limit_s
+task_soft_time_limit = _settings.task_soft_time_limit_s
+
+# Exactly the queues of this worker's server and children; `celery worker -Q` picks some of them.
+task_queues = [celery_queue(q) for q in worker_queues(_settings.server_id, _settings.child_ids)]
+
+task_track_started = True
+task_send_sent_event = True
+worker_send_task_events = True
+result_extended = True
+result_expires = 24 * 3600

@@ -1,0 +1,33 @@
+"""addChatRoomContact: send a friend request to a member of a chatroom (scene 14), once per request; announced on
+topic.modcontact and topic.modifycontact when sent, and again when the member accepts (see pushed_change)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from protocol.client import Opcode, Scene
+from tasks.messages import Request, Result
+from tasks.operation import Call, operation
+
+
+class AddChatRoomContact(Request):
+    userName: str = Field(min_length=1)
+    chatRoomName: str = Field(pattern=r".@chatroom$")
+    verify: str
+    queueName: str = Field(min_length=1)
+
+
+@operation("addChatRoomContact", AddChatRoomContact, Result, once=lambda req: (req.chatRoomName, req.userName))
+def add_chatroom_contact(call: Call, req: AddChatRoomContact) -> Result:
+    """Send a friend request to a member of a chatroom (scene 14) with greeting `verify`; answered on queueName and
+    announced on topic.modcontact (and topic.modifycontact) with the member's wxid."""
+    # Sent once: a retry after the announcement failed does not send the request again.
+    call.checkpoint(
+        "sent",
+        lambda: call.client.verify_user(
+            req.uin, Opcode.ADD, req.userName, "", req.verify, Scene.CHATROOM, req.chatRoomName
+        ),
+    )
+    call.store.await_acceptance(req.uin, req.userName, call.settings.dedupe_window_s)
+    call.announce_modified([req.userName])
+    return Result()

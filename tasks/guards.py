@@ -1,0 +1,113 @@
+"""Guards that hold across every worker, kept in Redis: a per-account rate limit and once-only friend requests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+import redis
+
+from contactq.errors import InProgress, RateLimited
+from contactq.settings import RateLimit
+from tasks.metrics import Counters
+from tasks.store import redis_errors
+
+# Sliding window: at most ARGV[2] members within ARGV[1] ms. A member already counted (the same task retried) passes
+# without taking a second slot. Returns 0, or the ms until a slot frees. Redis's clock, so workers need not agree.
+_SLIDING_WINDOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local period = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) then return 0 end
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], period)
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return tonumber(oldest[2]) + period - now
+"""
+
+# Claims a key for a task unless it is claimed or done: returns nil when claimed now, else what is there.
+_CLAIM = """
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], 'pending:' .. ARGV[1], 'EX', ARGV[2])
+return false
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == 'pending:' .. ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+_POLL_S = 0.1
+
+
+class RateLimiter:
+    def __init__(self, client: redis.Redis, counters: Counters) -> None:
+        self._window = client.register_script(_SLIDING_WINDOW)
+        self.counters = counters
+
+    def acquire(self, uin: str, op: str, limit: RateLimit, request_id: str) -> None:
+        with redis_errors("rate limiter"):
+            wait_ms = int(
+                self._window(
+                    keys=[f"contactq:ratelimit:{uin}:{op}"],
+                    args=[int(limit.period_s * 1000), limit.count, request_id],
+                )
+            )
+        if wait_ms > 0:
+            self.counters.add("rate_limited", op, uin)
+            raise RateLimited(
+                f"{op} for uin {uin} is limited to {limit.count} per {limit.period_s:g} s; next slot in "
+                f"{wait_ms / 1000:.1f} s"
+            )
+
+
+class Once:
+    """A friend request is sent once per key within the window, however often it is delivered."""
+
+    def __init__(self, client: redis.Redis, window_s: int) -> None:
+        self.r = client
+        self.window_s = window_s
+        self._claim = client.register_script(_CLAIM)
+        self._release = client.register_script(_RELEASE)
+
+    @staticmethod
+    def key(op: str, uin: str, parts: tuple[str, ...]) -> str:
+        digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+        return f"contactq:once:{op}:{uin}:{digest}"
+
+    def claim(self, key: str, task_id: str, wait_s: float) -> dict[str, Any] | None:
+        """None when this task may go ahead; the earlier outcome when the request was already done.
+
+        A request another task is sending is waited for, up to `wait_s`, and its outcome shared. The same task coming
+        back (a retry, or a redelivery after its worker died) may go ahead: whether its first attempt reached WeChat
+        is unknown, and a request lost is worse than one sent again.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            with redis_errors("idempotency keys"):
+                found = self._claim(keys=[key], args=[task_id, self.window_s])
+            if not found or found == f"pending:{task_id}":
+                return None
+            if not str(found).startswith("pending:"):
+                outcome: dict[str, Any] = json.loads(found)
+                return outcome
+            if time.monotonic() >= deadline:
+                raise InProgress(f"the same request is still being sent by task {found.removeprefix('pending:')}")
+            time.sleep(_POLL_S)
+
+    def done(self, key: str, outcome: dict[str, Any]) -> None:
+        with redis_errors("idempotency keys"):
+            self.r.set(key, json.dumps(outcome, ensure_ascii=False), ex=self.window_s)
+
+    def release(self, key: str, task_id: str) -> None:
+        """Forget a claim whose request failed, so that it may be tried again."""
+        with redis_errors("idempotency keys"):
+            self._release(keys=[key], args=[task_id])

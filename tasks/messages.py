@@ -1,0 +1,154 @@
+"""The message shapes of the contact module: requests, replies, topic events, what the outbox carries to the bridge,
+and secrets masked for display."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
+
+from contactq.errors import InvalidRequest, Status
+
+EventKind = Literal["getcontact", "modcontact", "delcontact", "chatroommember", "modchatroommember", "modifycontact"]
+MQ_TYPES: dict[str, int] = {
+    "getcontact": 7,
+    "modcontact": 3,
+    "delcontact": 4,
+    "chatroommember": 5,
+    "modchatroommember": 5,
+    # The seed's modifyName and addChatRoomContact sections name topic.modcontact so.
+    "modifycontact": 3,
+}
+
+
+class Request(BaseModel):
+    """Fields every request carries. Unknown fields are kept (and echoed by the reply, from the raw request)."""
+
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+
+    # The platform account: `adminUserId` in some of the seed's requests, `loginer` in others.
+    loginer: int = Field(validation_alias=AliasChoices("loginer", "adminUserId"))
+    uin: str = Field(min_length=1)
+    queueName: str | None = None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _not_a_wxid(value: str) -> str:
+    if value.startswith("wxid_"):
+        raise ValueError("a wxid_ id cannot be searched or added: use a WeChat ID, QQ number or phone number")
+    return value
+
+
+# What searchContact and addContact take: a WeChat ID, QQ or phone number, never a wxid_ id (the seed's rule).
+SearchableId = Annotated[str, Field(min_length=1), AfterValidator(_not_a_wxid)]
+
+# `type`: the scene WeChat put in the friend-request XML. The nine of protocol.client.Scene are the common ones; WeChat
+# sends others (6, 17, ...), and they pass through.
+SceneCode = Annotated[int, Field(ge=0, le=0xFFFFFFFF)]
+
+
+def parse_request(model: type[M], raw: Any) -> M:
+    if not isinstance(raw, Mapping):
+        raise InvalidRequest(f"a request is a JSON object, not {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'request'}: {err['msg']}" for err in e.errors())
+        raise InvalidRequest(f"invalid request: {problems}") from e
+
+
+class Result(BaseModel):
+    """An operation's own reply fields. Each has a default, so that a failed reply carries them too, empty: a Java
+    consumer that reads a field before the status never gets null."""
+
+
+class Reply(BaseModel):
+    """The seed's reply: the request's own fields unchanged, then `status`, `message` and the operation's fields."""
+
+    request: dict[str, Any]
+    status: Status
+    message: str = ""
+    result: SerializeAsAny[Result] = Field(default_factory=Result)
+
+    @classmethod
+    def to(cls, raw: Any, status: Status, message: str = "", result: Result | None = None) -> Reply:
+        """The reply to `raw`, whatever it is: a request that is not an object echoes nothing."""
+        echo = dict(raw) if isinstance(raw, Mapping) else {}
+        return cls(request=echo, status=status, message=message, result=result or Result())
+
+    @property
+    def queue_name(self) -> str | None:
+        """Where the request asked to be answered."""
+        queue = self.request.get("queueName")
+        return queue if isinstance(queue, str) and queue else None
+
+    def document(self) -> dict[str, Any]:
+        """The JSON object sent to `queueName` and kept as the task's result."""
+        return {**self.request, "status": int(self.status), "message": self.message, **self.result.model_dump()}
+
+
+class Event(BaseModel):
+    """The payload of every topic event, exactly the seed's shape."""
+
+    uin: str
+    userName: str
+    loginer: str
+    field: str
+    mqType: int
+    source: Literal["ipad"] = "ipad"
+
+
+class Announcement(BaseModel):
+    """An event and the kind that names its topic."""
+
+    kind: EventKind
+    event: Event
+
+
+class OutboxReply(BaseModel):
+    """A reply in the outbox, for the bridge to send to `queueName` with `correlationId` as JMSCorrelationID."""
+
+    queueName: str
+    correlationId: str
+    reply: dict[str, Any]
+
+
+class DeadLetter(BaseModel):
+    """A request that could not be done; replay it by sending `request` to `task` on `queue` again."""
+
+    task: str
+    queue: str
+    request: Any
+    status: int
+    reason: str
+
+
+def announcement(kind: EventKind, uin: str, account_wxid: str, loginer: int, field: str) -> Announcement:
+    return Announcement(
+        kind=kind,
+        event=Event(uin=uin, userName=account_wxid, loginer=str(loginer), field=field, mqType=MQ_TYPES[kind]),
+    )
+
+
+_SECRET_KEYS = (
+    "v1",
+    "v2",
+    "verifyUserTicket",
+    "ticket",
+    "wechatUser",
+    "user_name",
+    "stranger",
+    "EncryptUsername",
+)
+_SECRET_ITEM = re.compile(r"""(['"](?:{})['"]:\s*)(['"])(.*?)(?<!\\)\2""".format("|".join(_SECRET_KEYS)))
+_SECRET_TOKEN = re.compile(r"\b(v[12]_)[0-9A-Za-z]{4,}(@stranger)?")
+
+
+def mask(text: str) -> str:
+    """`text` (a repr or JSON of a request or reply) with friend-request tickets and session data masked."""
+    text = _SECRET_ITEM.sub(lambda m: f"{m.group(1)}{m.group(2)}***{m.group(2)}", text)
+    return _SECRET_TOKEN.sub(lambda m: f"{m.group(1)}***{m.group(2) or ''}", text)

@@ -1,0 +1,209 @@
+"""The path every operation takes: validate, find the session, guard, act, then reply and publish.
+
+An operation module declares its request model, its result fields and one function `(Call, request) -> result`,
+decorated with `@operation(...)`; everything else (errors to statuses, retries, idempotency, rate limits, replies)
+happens here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+from pydantic import BaseModel
+
+from contactq.errors import RETRYABLE, ContactqError, InvalidRequest, Status
+from contactq.settings import Settings, get_settings
+from protocol.client import Session, WeChatClient
+from protocol.records import contact_record, member_record
+from tasks.app import app, runtime
+from tasks.messages import Announcement, EventKind, Reply, Request, Result, announcement, parse_request
+from tasks.queues import task_name
+from tasks.runtime import Runtime
+from tasks.store import ContactStore, redis_errors
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R", bound=Result)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One operation under way: the account's session and what the operation may use."""
+
+    rt: Runtime
+    session: Session
+    loginer: int
+    task: Task[Any, Any]
+
+    @property
+    def client(self) -> WeChatClient:
+        return self.rt.client
+
+    @property
+    def store(self) -> ContactStore:
+        return self.rt.store
+
+    @property
+    def settings(self) -> Settings:
+        return self.rt.settings
+
+    def announcement(self, kind: EventKind, field: str) -> Announcement:
+        return announcement(kind, self.session.uin, self.session.wxid, self.loginer, field)
+
+    def announce(self, kind: EventKind, fields: Iterable[str]) -> None:
+        self.rt.outbox.publish_events([self.announcement(kind, f) for f in fields])
+
+    def announce_modified(self, fields: Iterable[str]) -> None:
+        """topic.modcontact, and its alias topic.modifycontact that the seed's modifyName and addChatRoomContact
+        sections name (unless turned off)."""
+        names = list(fields)
+        kinds: list[EventKind] = (
+            ["modcontact", "modifycontact"] if self.settings.announce_modifycontact else ["modcontact"]
+        )
+        self.rt.outbox.publish_events([self.announcement(kind, f) for f in names for kind in kinds])
+
+    def refresh(self, usernames: Sequence[str]) -> list[dict[str, Any]]:
+        """Fetch contacts (and chatrooms) from WeChat and store them; returns the stored records."""
+        raws = self.client.contact_details(self.session.uin, usernames)
+        records = [contact_record(raw, self.session.wxid) for raw in raws]
+        self.store.put_contacts(self.session.uin, self.session.wxid, records)
+        return records
+
+    def refresh_members(self, chatroom: str) -> None:
+        members = self.client.chatroom_members(self.session.uin, chatroom)
+        records = [member_record(m, chatroom, self.session.wxid) for m in members]
+        self.store.put_members(self.session.uin, chatroom, records)
+
+    def checkpoint(self, step: str, do: Callable[[], str]) -> str:
+        """`do()` once per task: a retry after the step succeeded gets its result instead of doing it again."""
+        key = f"contactq:step:{self.task.request.id}:{step}"
+        with redis_errors("checkpoints"):
+            done = self.store.r.get(key)
+        if done is not None:
+            return str(done)
+        value = do()
+        with redis_errors("checkpoints"):
+            self.store.r.set(key, value, ex=self.settings.dedupe_window_s)
+        return value
+
+    def progress(self, **meta: Any) -> None:
+        self.task.update_state(state="PROGRESS", meta=meta)
+
+
+Act = Callable[[Call, M], R]
+
+
+@dataclass(frozen=True)
+class Spec(Generic[M, R]):
+    op: str
+    model: type[M]
+    result: type[R]
+    act: Act[M, R]
+    once: Callable[[M], tuple[str, ...]] | None
+
+
+# Every operation by name, so that the bridge validates a request with the model its task will use.
+SPECS: dict[str, Spec[Any, Any]] = {}
+
+
+def operation(
+    op: str, model: type[M], result: type[R], *, once: Callable[[M], tuple[str, ...]] | None = None
+) -> Callable[[Act[M, R]], Task[Any, Any]]:
+    """Register `act` as the Celery task `contactq.{op}`, answering with `result`'s fields.
+
+    `once` names what makes two requests the same friend request; such a request is sent once per dedupe window.
+    """
+
+    def register(act: Act[M, R]) -> Task[Any, Any]:
+        if not act.__doc__:
+            raise TypeError(f"{op}: an operation says what it does in a docstring (Flower and inspect show it)")
+        spec = Spec(op, model, result, act, once)
+        settings = get_settings()
+        SPECS[op] = spec
+
+        def run(self: Task[Any, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+            # Any argument shape is answered: one request is expected, anything else is an invalid one.
+            return perform(self, spec, args[0] if len(args) == 1 and not kwargs else {"args": args, **kwargs})
+
+        run.__doc__ = act.__doc__  # what Flower and `celery inspect registered` show
+        task: Task[Any, Any] = app.task(
+            name=task_name(op),
+            bind=True,
+            autoretry_for=RETRYABLE,
+            max_retries=settings.max_retries,
+            retry_backoff=settings.retry_backoff_s,
+            retry_backoff_max=settings.retry_backoff_max_s,
+            retry_jitter=True,
+        )(run)
+        return task
+
+    return register
+
+
+def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
+    rt = runtime()
+    task_id = str(task.request.id)
+    once_key: str | None = None
+    result: Result = spec.result()
+    dead = False  # kept for replay: invalid, out of retries, out of time, or a defect of ours
+    try:
+        req = parse_request(spec.model, raw)
+        uin: str = getattr(req, "uin")  # noqa: B009 - every model carries the account's uin
+        session = rt.client.session(uin)
+        call = Call(rt, session, req.loginer if isinstance(req, Request) else session.loginer, task)
+        if spec.once is not None:
+            once_key = rt.once.key(spec.op, uin, spec.once(req))
+            earlier = rt.once.claim(once_key, task_id, wait_s=rt.settings.wechat_timeout_s)
+            if earlier is not None:
+                earlier_result = spec.result.model_validate(earlier["result"])
+                return _answer(
+                    rt, spec.op, task_id, Reply.to(raw, Status(earlier["status"]), earlier["message"], earlier_result)
+                )
+        limit = rt.settings.rate_limits.get(spec.op)
+        if limit is not None:
+            rt.limiter.acquire(uin, spec.op, limit, task_id)
+        result = spec.act(call, req)
+        status, message = Status.OK, ""
+    except RETRYABLE as e:
+        if (task.request.retries or 0) < (task.max_retries or 0):
+            raise  # autoretry_for: again after a backoff with jitter
+        status, message, dead = e.status, f"{e.message} (gave up after {task.request.retries} retries)", True
+    except InvalidRequest as e:
+        status, message, dead = e.status, e.message, True
+    except ContactqError as e:
+        status, message = e.status, e.message
+    except SoftTimeLimitExceeded:
+        status, message, dead = Status.TIMEOUT, f"{spec.op} ran out of time", True
+    except Exception as e:
+        # A defect of ours: the caller is still answered and the request kept for replay.
+        log.exception("%s[%s] failed", spec.op, task_id)
+        status, message, dead = Status.INTERNAL_ERROR, f"internal error: {type(e).__name__}", True
+    if once_key is not None:
+        if status == Status.OK:
+            rt.once.done(once_key, {"status": int(status), "message": message, "result": result.model_dump()})
+        else:
+            rt.once.release(once_key, task_id)
+    if dead:
+        _dead_letter(rt, task, raw, status, message)
+    return _answer(rt, spec.op, task_id, Reply.to(raw, status, message, result))
+
+
+def _answer(rt: Runtime, op: str, task_id: str, reply: Reply) -> dict[str, Any]:
+    document = reply.document()
+    if reply.queue_name:
+        rt.outbox.publish_reply(reply.queue_name, task_id, document)
+    rt.counters.add("requests", op, str(reply.request.get("uin", "")), str(int(reply.status)))
+    log.info("answered %s: status %s %s", task_id, int(reply.status), reply.message)
+    return document
+
+
+def _dead_letter(rt: Runtime, task: Task[Any, Any], raw: Any, status: Status, reason: str) -> None:
+    queue = str((task.request.delivery_info or {}).get("routing_key", ""))
+    rt.outbox.dead_letter(task.name, queue, raw, int(status), reason)
+    rt.counters.add("dead_lettered", task.name)

@@ -1,0 +1,54 @@
+"""pushedChange: a change WeChat pushed to an account, brought into the store and announced like the rest."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from contactq.errors import NotFound
+from protocol.client import PushedChange
+from tasks.messages import Result
+from tasks.operation import Call, operation
+from tasks.queues import PUSHED_CHANGE
+from tasks.sync_contact import full_sync
+
+
+class Handled(Result):
+    field: str = ""
+    change: Literal["", "modified", "accepted", "chatroom", "deleted", "login"] = ""
+    contacts: int = 0  # after a login: the contacts its sync stored
+
+
+@operation(PUSHED_CHANGE, PushedChange, Handled)
+def pushed_change(call: Call, change: PushedChange) -> Handled:
+    """Bring a change WeChat pushed into the store and announce it: a contact changed or a new friend
+    (topic.modcontact; and topic.modifycontact when a chatroom member accepted addChatRoomContact's request), a
+    chatroom changed (topic.chatroommember), one gone (topic.delcontact), or the account came online (a full sync,
+    topic.getcontact per contact)."""
+    uin, wxid = call.session.uin, call.session.wxid
+    if change.kind == "login":
+        # The seed's login initialisation: the account's contacts, each announced on topic.getcontact.
+        call.rt.registry.register([call.session])
+        synced = full_sync(call)
+        return Handled(field=wxid, change="login", contacts=synced.contacts + synced.chatrooms)
+    if change.kind == "contact" and call.refresh([change.username]):
+        if change.username.endswith("@chatroom"):
+            call.announce("chatroommember", [change.username])
+        elif call.store.accepted(uin, change.username):
+            # A chatroom member accepted addChatRoomContact's request: announced as that operation announces.
+            call.announce_modified([change.username])
+            return Handled(field=change.username, change="accepted")
+        else:
+            call.announce("modcontact", [change.username])
+        return Handled(field=change.username, change="modified")
+    if change.kind == "chatroom":
+        try:
+            call.refresh([change.username])
+            call.refresh_members(change.username)
+        except NotFound:
+            pass  # the account left the chatroom: gone, below
+        else:
+            call.announce("chatroommember", [change.username])
+            return Handled(field=change.username, change="chatroom")
+    call.store.remove(uin, wxid, [change.username])
+    call.announce("delcontact", [change.username])
+    return Handled(field=change.username, change="deleted")

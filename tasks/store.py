@@ -1,0 +1,124 @@
+"""The contact store the Java side reads, and the registry of which child hosts which account.
+
+`{uin}:wechatContact:{account wxid}`   HASH contact wxid (or `…@chatroom`) -> contact record JSON
+`{uin}:chatroomMember:{chatroom id}`   HASH member wxid -> member record JSON
+`contactq:account:{uin}`               HASH uin, wxid, server_id, child_id, loginer
+`contactq:awaiting:{uin}:{wxid}`       a chatroom member the account sent a friend request to (addChatRoomContact)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+
+from contactq.errors import StoreUnavailable
+from protocol.client import Session
+
+BATCH = 500
+
+
+@contextmanager
+def redis_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except redis.RedisError as e:
+        raise StoreUnavailable(f"{what}: {e}") from e
+
+
+def contact_key(uin: str, account_wxid: str) -> str:
+    return f"{uin}:wechatContact:{account_wxid}"
+
+
+def members_key(uin: str, chatroom: str) -> str:
+    return f"{uin}:chatroomMember:{chatroom}"
+
+
+def _dumps(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+class ContactStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+
+    def put_contacts(self, uin: str, account_wxid: str, records: Sequence[dict[str, Any]]) -> None:
+        """Store records keyed by `UserName`, in pipelined batches."""
+        key = contact_key(uin, account_wxid)
+        with redis_errors("contact store"):
+            pipe = self.r.pipeline(transaction=False)
+            for start in range(0, len(records), BATCH):
+                pipe.hset(key, mapping={r["UserName"]: _dumps(r) for r in records[start : start + BATCH]})
+            pipe.execute()
+
+    def contact(self, uin: str, account_wxid: str, username: str) -> dict[str, Any] | None:
+        with redis_errors("contact store"):
+            doc = self.r.hget(contact_key(uin, account_wxid), username)
+        return json.loads(doc) if doc else None
+
+    def usernames(self, uin: str, account_wxid: str) -> set[str]:
+        with redis_errors("contact store"):
+            return set(self.r.hkeys(contact_key(uin, account_wxid)))
+
+    def remove(self, uin: str, account_wxid: str, usernames: Iterable[str]) -> None:
+        names = list(usernames)
+        if not names:
+            return
+        with redis_errors("contact store"):
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hdel(contact_key(uin, account_wxid), *names)
+            for name in names:
+                if name.endswith("@chatroom"):
+                    pipe.delete(members_key(uin, name))
+            pipe.execute()
+
+    def put_members(self, uin: str, chatroom: str, members: Sequence[dict[str, Any]]) -> None:
+        """Replace the stored members of a chatroom, atomically."""
+        key = members_key(uin, chatroom)
+        with redis_errors("contact store"):
+            pipe = self.r.pipeline(transaction=True)
+            pipe.delete(key)
+            if members:
+                pipe.hset(key, mapping={m["UserName"]: _dumps(m) for m in members})
+            pipe.execute()
+
+    def put_member(self, uin: str, chatroom: str, member: dict[str, Any]) -> None:
+        with redis_errors("contact store"):
+            self.r.hset(members_key(uin, chatroom), member["UserName"], _dumps(member))
+
+    def await_acceptance(self, uin: str, username: str, ttl_s: int) -> None:
+        """Remember a friend request sent to a chatroom member, to announce its acceptance as addChatRoomContact's."""
+        with redis_errors("contact store"):
+            self.r.set(f"contactq:awaiting:{uin}:{username}", 1, ex=ttl_s)
+
+    def accepted(self, uin: str, username: str) -> bool:
+        """Whether `username` was awaited (and is no longer)."""
+        with redis_errors("contact store"):
+            return bool(self.r.delete(f"contactq:awaiting:{uin}:{username}"))
+
+    def members(self, uin: str, chatroom: str) -> dict[str, dict[str, Any]]:
+        with redis_errors("contact store"):
+            rows = self.r.hgetall(members_key(uin, chatroom))
+        return {name: json.loads(doc) for name, doc in rows.items()}
+
+
+class AccountRegistry:
+    """Which server and child host an account; written by each worker for the accounts on its children."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+
+    def register(self, sessions: Iterable[Session]) -> None:
+        with redis_errors("account registry"):
+            pipe = self.r.pipeline(transaction=False)
+            for s in sessions:
+                pipe.hset(f"contactq:account:{s.uin}", mapping=s.model_dump())
+            pipe.execute()
+
+    def lookup(self, uin: str) -> Session | None:
+        with redis_errors("account registry"):
+            row = self.r.hgetall(f"contactq:account:{uin}")
+        return Session.model_validate(row) if row else None

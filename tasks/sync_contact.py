@@ -1,0 +1,59 @@
+"""syncContact: the account's whole contact list, page by page, stored in pipelined batches and announced
+(topic.getcontact per contact, topic.chatroommember per chatroom); what is gone is removed and announced on
+topic.delcontact. Progress shows as the task state PROGRESS. An account coming online is synced the same way
+(pushed_change)."""
+
+from __future__ import annotations
+
+from tasks.messages import Request, Result
+from tasks.operation import Call, operation
+
+
+class SyncContact(Request):
+    pass
+
+
+class Synced(Result):
+    contacts: int = 0
+    chatrooms: int = 0
+    removed: int = 0
+
+
+@operation("syncContact", SyncContact, Synced)
+def sync_contact(call: Call, req: SyncContact) -> Synced:
+    """Store the account's whole contact list (friends and chatrooms with their members), announce each on
+    topic.getcontact or topic.chatroommember, and remove what is gone (topic.delcontact)."""
+    return full_sync(call)
+
+
+def full_sync(call: Call) -> Synced:
+    uin, wxid = call.session.uin, call.session.wxid
+    before = call.store.usernames(uin, wxid)
+    seen: set[str] = set()
+    contacts = chatrooms = pages = 0
+    seq = 0
+    while True:
+        page = call.client.contact_list(uin, seq)
+        pages += 1
+        for start in range(0, len(page.usernames), call.settings.sync_detail_batch):
+            records = call.refresh(page.usernames[start : start + call.settings.sync_detail_batch])
+            rooms = [r["UserName"] for r in records if r["UserName"].endswith("@chatroom")]
+            for room in rooms:
+                call.refresh_members(room)
+            friends = [r["UserName"] for r in records if not r["UserName"].endswith("@chatroom")]
+            call.rt.outbox.publish_events(
+                [call.announcement("getcontact", f) for f in friends]
+                + [call.announcement("chatroommember", room) for room in rooms]
+            )
+            seen.update(friends, rooms)
+            contacts += len(friends)
+            chatrooms += len(rooms)
+            # `expected`: what the account had at its last sync, all a progress bar can know before the last page.
+            call.progress(stored=len(seen), pages=pages, expected=len(before))
+        if not page.more:
+            break
+        seq = page.next_seq
+    gone = sorted(before - seen)
+    call.store.remove(uin, wxid, gone)
+    call.announce("delcontact", gone)
+    return Synced(contacts=contacts, chatrooms=chatrooms, removed=len(gone))
