@@ -4,19 +4,21 @@ Every public name here is a Celery setting, derived from contactq's one settings
 TOML file named by CONTACTQ_CONFIG), so a deployment configures contactq in one place.
 """
 
-from typing import Any
+# Imported under private names: Celery takes every public name of this module for a setting.
+from typing import Any as _Any
 
-from contactq.settings import get_settings
-from tasks.queues import celery_queue, worker_queues
+from contactq.settings import get_settings as _get_settings
+from tasks.queues import celery_queue as _celery_queue
+from tasks.queues import worker_queues as _worker_queues
 
-_settings = get_settings()
+_settings = _get_settings()
 
 broker_url = _settings.broker_url
 result_backend = _settings.result_backend
 broker_connection_retry_on_startup = True
 
 
-def _transport_options() -> dict[str, Any]:
+def _transport_options() -> dict[str, _Any]:
     if not broker_url.startswith(("redis://", "rediss://")):
         # RabbitMQ gives a dead worker's messages back as soon as its connection closes: nothing to tune.
         return {}
@@ -47,7 +49,7 @@ task_time_limit = _settings.task_time_limit_s
 task_soft_time_limit = _settings.task_soft_time_limit_s
 
 # Exactly the queues of this worker's server and children; `celery worker -Q` picks some of them.
-task_queues = [celery_queue(q) for q in worker_queues(_settings.server_id, _settings.child_ids)]
+task_queues = [_celery_queue(q) for q in _worker_queues(_settings.server_id, _settings.child_ids)]
 
 task_track_started = True
 task_send_sent_event = True

@@ -138,8 +138,8 @@ class _Shown(stomp.ConnectionListener):  # type: ignore[misc]
 
 
 def through_activemq() -> None:
-    settings = get_settings()
     """TextMessages of JSON to the seed's queues, replies and events read back from ActiveMQ."""
+    settings = get_settings()
     click.secho("\nThrough ActiveMQ (STOMP 127.0.0.1:61613), as the Java platform sends:", fg="yellow", bold=True)
     shown = _Shown()
     conn = stomp.Connection12([(settings.activemq_host, settings.activemq_stomp_port)], auto_content_length=False)

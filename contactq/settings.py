@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
 
     sync_detail_batch: int = 100
 
-    # The WeChat side: an entry point of the `protocol` group, and what the simulated one needs.
+    # The WeChat side: an entry point of the `contactq.protocol` group, and what the simulated one needs.
     protocol: str = "simulated"
     wechat_timeout_s: float = 10.0
     # The simulated WeChat's fixture file; none: the default one shipped with protocol/.
@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     deadletter_queue: str = "contactq.deadletter"
     topics: dict[str, str] = Field(default_factory=_default_topics)
     emit_modchatroommember: bool = False
+    # How long a chatroom member's acceptance of addChatRoomContact's request is awaited, to announce it as that
+    # operation does (topic.modifycontact too); a later acceptance is announced on topic.modcontact only.
+    awaiting_acceptance_s: int = 14 * 24 * 3600
     # modifyName and addChatRoomContact announce on topic.modcontact and on its alias topic.modifycontact.
     announce_modifycontact: bool = True
 
@@ -127,6 +130,12 @@ class Settings(BaseSettings):
     flower_port: int = 5555
     flower_user: str = "admin"
     flower_password: str = "contactq"
+
+    @model_validator(mode="after")
+    def _autoscale_bounds(self) -> Settings:
+        if self.worker_autoscale_min > self.worker_autoscale_max:
+            raise ValueError("worker_autoscale_min is larger than worker_autoscale_max")
+        return self
 
     @field_validator("child_ids", mode="before")
     @classmethod

@@ -1,6 +1,6 @@
 """What the contact module needs from WeChat: one interface, its data and its error model.
 
-A deployment plugs in the adapter for its own protocol server through the `protocol` entry-point group: the
+A deployment plugs in the adapter for its own protocol server through the `contactq.protocol` entry-point group: the
 entry point names a factory `(Settings) -> WeChatClient`, chosen by `CONTACTQ_PROTOCOL`. Every backend is held to the
 shared contract in tests/protocol/contract.py.
 """
@@ -201,7 +201,7 @@ ClientFactory = Callable[[Settings], WeChatClient]
 
 
 def load_client(settings: Settings) -> WeChatClient:
-    """The backend named by `settings.protocol`, from the `protocol` entry points."""
+    """The backend named by `settings.protocol`, from the `contactq.protocol` entry points."""
     found = entry_points(group=ENTRY_POINT_GROUP, name=settings.protocol)
     if not found:
         known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))

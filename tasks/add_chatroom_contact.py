@@ -28,6 +28,6 @@ def add_chatroom_contact(call: Call, req: AddChatRoomContact) -> Result:
             req.uin, Opcode.ADD, req.userName, "", req.verify, Scene.CHATROOM, req.chatRoomName
         ),
     )
-    call.store.await_acceptance(req.uin, req.userName, call.settings.dedupe_window_s)
+    call.store.await_acceptance(req.uin, req.userName, call.settings.awaiting_acceptance_s)
     call.announce_modified([req.userName])
     return Result()

@@ -112,7 +112,7 @@ class Announcement(BaseModel):
 class OutboxReply(BaseModel):
     """A reply in the outbox, for the bridge to send to `queueName` with `correlationId` as JMSCorrelationID."""
 
-    queueName: str
+    queueName: str = Field(min_length=1)
     correlationId: str
     reply: dict[str, Any]
 

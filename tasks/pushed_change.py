@@ -33,9 +33,11 @@ def pushed_change(call: Call, change: PushedChange) -> Handled:
     if change.kind == "contact" and call.refresh([change.username]):
         if change.username.endswith("@chatroom"):
             call.announce("chatroommember", [change.username])
-        elif call.store.accepted(uin, change.username):
-            # A chatroom member accepted addChatRoomContact's request: announced as that operation announces.
+        elif call.store.awaited(uin, change.username):
+            # A chatroom member accepted addChatRoomContact's request: announced as that operation announces. Forgotten
+            # only once announced, so that a retry after a failed announcement announces it the same way.
             call.announce_modified([change.username])
+            call.store.acceptance_announced(uin, change.username)
             return Handled(field=change.username, change="accepted")
         else:
             call.announce("modcontact", [change.username])
@@ -48,6 +50,8 @@ def pushed_change(call: Call, change: PushedChange) -> Handled:
             pass  # the account left the chatroom: gone, below
         else:
             call.announce("chatroommember", [change.username])
+            if call.settings.emit_modchatroommember:  # the seed's reserved topic, when a deployment wants it
+                call.announce("modchatroommember", [change.username])
             return Handled(field=change.username, change="chatroom")
     call.store.remove(uin, wxid, [change.username])
     call.announce("delcontact", [change.username])

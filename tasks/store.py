@@ -94,10 +94,13 @@ class ContactStore:
         with redis_errors("contact store"):
             self.r.set(f"contactq:awaiting:{uin}:{username}", 1, ex=ttl_s)
 
-    def accepted(self, uin: str, username: str) -> bool:
-        """Whether `username` was awaited (and is no longer)."""
+    def awaited(self, uin: str, username: str) -> bool:
         with redis_errors("contact store"):
-            return bool(self.r.delete(f"contactq:awaiting:{uin}:{username}"))
+            return bool(self.r.exists(f"contactq:awaiting:{uin}:{username}"))
+
+    def acceptance_announced(self, uin: str, username: str) -> None:
+        with redis_errors("contact store"):
+            self.r.delete(f"contactq:awaiting:{uin}:{username}")
 
     def members(self, uin: str, chatroom: str) -> dict[str, dict[str, Any]]:
         with redis_errors("contact store"):

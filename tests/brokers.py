@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
+import kombu.pools
 import redis
 
 BROKER = os.environ.get("CONTACTQ_TEST_BROKER", "redis")
@@ -28,3 +29,6 @@ def empty(url: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
     for command in (["add_vhost", vhost], ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]):
         subprocess.run(["rabbitmqctl", "-q", *command], check=True, capture_output=True)
+    # Deleting the vhost closed every connection to it, and kombu keeps producers per broker URL for the whole
+    # process (celery's control commands use them): drop them, or the next ping writes to a closed socket.
+    kombu.pools.reset()

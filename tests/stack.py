@@ -165,8 +165,13 @@ class Stack:
         self.deadletters = Tap(self.conn, outbox.deadletter_queue)
 
     def reset(self) -> None:
-        self.r.flushdb()
-        self.sim.load(load_fixture(self.settings.fixture))
+        # Under the simulation's loading lock: a process building its WeChat client meanwhile would otherwise find no
+        # simulation and load one of its own over this one.
+        with self.r.lock(self.sim.lock_key, timeout=60, blocking_timeout=60):
+            keys = [key for key in self.r.scan_iter(count=1000) if key != self.sim.lock_key]
+            for start in range(0, len(keys), 1000):
+                self.r.unlink(*keys[start : start + 1000])
+            self.sim.load(load_fixture(self.settings.fixture))
         for child in (1, 2):
             self.registry.register(self.sim.sessions(child))
         for tap in (self.events, self.bridge_events, self.replies, self.deadletters):

@@ -66,6 +66,10 @@ def test_search_contact_replies_with_v1_v2_and_profile(stack: Stack) -> None:
 def test_search_contact_failures(stack: Stack, fields: dict[str, Any], status: int, message: str) -> None:
     reply = stack.call("searchContact", a(**fields))
     assert reply["status"] == status and message in reply["message"]
+    # Every field of the seed's reply, empty: a Java consumer reading them before the status never gets null.
+    assert {k: reply[k] for k in ("user_name", "stranger", "nick_name", "small_head", "quan_pin")} == dict.fromkeys(
+        ("user_name", "stranger", "nick_name", "small_head", "quan_pin"), ""
+    )
 
 
 def test_account_on_another_child_is_not_online_here(stack: Stack) -> None:

@@ -24,3 +24,9 @@ def test_config_file_with_environment_on_top(tmp_path: Path, monkeypatch: pytest
     assert (s.server_id, s.child_ids) == (4, [9])
     assert s.rate_limits["addContact"].count == 2
     assert s.rate_limits["searchContact"].count == 30  # the limits not named keep their defaults
+
+
+def test_autoscale_bounds_must_make_sense() -> None:
+    assert (Settings().worker_autoscale_min, Settings().worker_autoscale_max) == (1, 4)
+    with pytest.raises(ValueError, match="autoscale_min"):
+        Settings(worker_autoscale_min=5, worker_autoscale_max=2)
