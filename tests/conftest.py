@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import os
+import uuid
 
-from tests.brokers import broker_url, empty
+from tests.brokers import broker_url, drop, empty
 
 # Before contactq is imported: its settings are read once, at import.
 TEST_ENV = {
@@ -70,10 +71,10 @@ def stack(session_stack: Stack) -> Stack:
 @pytest.fixture
 def own_broker() -> Iterator[str]:
     """A broker of the test's own (a Redis database or a RabbitMQ vhost) that no session worker consumes from."""
-    url = broker_url(isolated=True)
+    url = broker_url(isolated=uuid.uuid4().hex[:8])
     empty(url)
     yield url
-    empty(url)
+    drop(url)
 
 
 @pytest.fixture
