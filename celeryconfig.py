@@ -34,9 +34,10 @@ def _transport_options() -> dict[str, _Any]:
 
 broker_transport_options = _transport_options()
 
-task_serializer = "json"
-result_serializer = "json"
-accept_content = ["json"]
+# Requests and replies are plain JSON (tasks/plainjson.py); kombu's json is still accepted from other Celery callers.
+task_serializer = "contactq-json"
+result_serializer = "contactq-json"
+accept_content = ["contactq-json", "json"]
 
 # Acknowledged after the reply is out; a worker that dies mid-task gives the message back.
 task_acks_late = True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,9 +21,13 @@ class _Literal(str):
     """A JSON number kept as the text it was written with."""
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
 def _loads(text: str | bytes) -> Any:
     try:
-        return json.loads(text, parse_int=_Literal, parse_float=_Literal)
+        return json.loads(text, parse_int=_Literal, parse_float=_Literal, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise InvalidRequest(f"not JSON: {e}") from e
 
@@ -96,7 +101,10 @@ def _value(kind: str, value: Any) -> Any:
     if kind in ("long", "int", "short", "byte"):
         return int(value)
     if kind in ("double", "float", "big-decimal"):
-        return float(value)
+        number = float(value)
+        if not math.isfinite(number):
+            raise InvalidRequest(f"{value!r} is not a JSON number")
+        return number
     if kind == "boolean":
         return value is True or value == "true"
     if kind == "byte-array":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -14,13 +15,33 @@ from kombu.exceptions import OperationalError
 from bridge.decode import decode_request
 from contactq.errors import InvalidRequest, NotOnline, Status, StoreUnavailable
 from contactq.settings import Settings
-from tasks.app import masked_reprs
-from tasks.messages import Reply, Result, mask, parse_request
-from tasks.operation import SPECS
+from tasks.app import import_operations, masked_reprs
+from tasks.ledger import Entry, Ledger
+from tasks.messages import Reply, mask, parse_request
+from tasks.operation import SPECS, failure_reply
 from tasks.queues import parse_request_queue, queue_name, task_name
 from tasks.store import AccountRegistry
 
 log = logging.getLogger(__name__)
+
+
+def _sent_key(task_id: str) -> str:
+    return f"contactq:bridged:{task_id}"
+
+
+def send(app: Celery, entry: Entry) -> None:
+    """The request's task, under the request's id, to its child's queue."""
+    args = [entry.request]
+    # No result subscription: the reply goes back through ActiveMQ, and a long-lived sender that subscribed to every
+    # task's result would pile up subscriptions in Redis.
+    options: dict[str, Any] = {
+        "queue": entry.queue,
+        "task_id": entry.task_id,
+        "ignore_result": True,
+        **masked_reprs(args, None),
+    }
+    app.send_task(task_name(entry.op), args=args, **options)
+
 
 # What makes the bridge leave a message unacknowledged and reconnect: Redis or the Celery broker is not there.
 INFRASTRUCTURE = (redis.RedisError, OperationalError, StoreUnavailable, OSError)
@@ -46,8 +67,7 @@ class Refused:
         """The error reply, with the operation's result fields empty; None when there is no request to answer."""
         if self.request is None:
             return None
-        result = SPECS[self.op].result() if self.op in SPECS else Result()
-        return Reply.to(self.request, self.status, self.reason, result)
+        return failure_reply(self.op, self.request, self.status, self.reason)
 
 
 class Inbound:
@@ -56,6 +76,8 @@ class Inbound:
         self.settings = settings
         self.registry = registry
         self.store = store
+        self.ledger = Ledger(store)
+        import_operations()  # the request models it validates with
 
     def handle(self, destination: str, headers: dict[str, str], body: bytes) -> Accepted | Refused:
         """Send the request a message carries to its task.
@@ -76,21 +98,21 @@ class Inbound:
             child = where.child_id if where.child_id is not None else self._child_of(parsed.uin, where.server_id)
             queue = queue_name(where.op, where.server_id, child)
             task_id = headers.get("message-id") or str(uuid.uuid4())
-            # A message whose acknowledgement was lost comes again: its task is not sent a second time.
-            sent_key = f"contactq:bridged:{task_id}"
-            if self.store.exists(sent_key):
+            # A message whose acknowledgement was lost comes again, maybe to another bridge at the same moment: its
+            # task is sent by whoever claims it first, once.
+            if not self._claim(task_id):
                 return Accepted(task_id, queue, again=True)
-            args = [request]
-            # No result subscription: the reply goes back through ActiveMQ, and a long-lived sender that subscribed
-            # to every task's result would pile up subscriptions in Redis.
-            options: dict[str, Any] = {
-                "queue": queue,
-                "task_id": task_id,
-                "ignore_result": True,
-                **masked_reprs(args, None),
-            }
-            self.app.send_task(task_name(where.op), args=args, **options)
-            self.store.set(sent_key, 1, ex=self.settings.dedupe_window_s)
+            entry = Entry(task_id=task_id, op=where.op, queue=queue, request=request)
+            # In the ledger before it is sent, so that no accepted request goes unwatched.
+            self.ledger.accept(entry)
+            try:
+                send(self.app, entry)
+            except BaseException:
+                # Not sent: the redelivery sends it.
+                self.ledger.settle(task_id)
+                self.store.delete(_sent_key(task_id))
+                raise
+            self.store.set(_sent_key(task_id), "sent", ex=self.settings.dedupe_window_s)
             return Accepted(task_id, queue)
         except (InvalidRequest, NotOnline) as e:
             log.warning("refused a message on %s: %s", destination, mask(e.message))
@@ -101,6 +123,21 @@ class Inbound:
             # A defect of ours meeting this message: refused and kept, so that one message cannot stall the bridge.
             log.exception("refused a message on %s", destination)
             return Refused(Status.INTERNAL_ERROR, f"internal error: {type(e).__name__}", request, op)
+
+    def _claim(self, task_id: str) -> bool:
+        """True when this bridge is to send the task; False when it was sent. While another bridge is sending it,
+        wait; a claim whose bridge died mid-send lapses after the receipt timeout."""
+        deadline = time.monotonic() + 2 * self.settings.bridge_receipt_timeout_s
+        while True:
+            if self.store.set(
+                _sent_key(task_id), "sending", nx=True, ex=int(self.settings.bridge_receipt_timeout_s) + 1
+            ):
+                return True
+            if self.store.get(_sent_key(task_id)) == "sent":
+                return False
+            if time.monotonic() > deadline:
+                raise StoreUnavailable(f"task {task_id} is still being sent by another bridge")
+            time.sleep(0.05)
 
     def _child_of(self, uin: str, server_id: int) -> int:
         session = self.registry.lookup(uin)

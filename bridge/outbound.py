@@ -7,7 +7,6 @@ id as JMSCorrelationID, events to the ActiveMQ topic named by their routing key,
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -20,6 +19,7 @@ from pydantic import ValidationError
 
 from bridge.link import BrokerUnavailable, Link
 from contactq.settings import Settings
+from tasks import plainjson
 from tasks.messages import DeadLetter, OutboxReply
 from tasks.outbox import Outbox
 
@@ -32,9 +32,10 @@ ORIGINAL_DESTINATION = "contactq-original-destination"
 ORIGINAL_MESSAGE_ID = "contactq-original-message-id"
 
 
-def text(body: Any) -> str:
-    # ASCII with \u escapes: any string a request carried, a lone surrogate included, can be sent.
-    return json.dumps(body, separators=(",", ":"))
+def bounded(text: str, limit: int = 500) -> str:
+    """A header value we write: one line, at most `limit` characters (a reason may quote what a producer sent)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def persistent(**headers: str) -> dict[str, str]:
@@ -60,7 +61,7 @@ class Forwarder:
                         queues=[self.outbox.replies_queue, self.outbox.events_queue, self.outbox.deadletter_queue],
                         callbacks=[self._forward],
                         on_decode_error=self._undecodable,
-                        accept=["json"],
+                        accept=[plainjson.NAME, "json"],
                         prefetch_count=self.settings.bridge_prefetch,
                     ),
                 ):
@@ -75,25 +76,26 @@ class Forwarder:
         """Where a message from the outbox goes in ActiveMQ, with what body and headers."""
         exchange = message.delivery_info.get("exchange")
         if exchange == self.outbox.exchange.name:
-            return f"/topic/{message.delivery_info['routing_key']}", text(body), persistent()
+            return f"/topic/{message.delivery_info['routing_key']}", plainjson.dumps(body), persistent()
         if exchange == self.outbox.replies_queue.name:
             try:
                 reply = OutboxReply.model_validate(body)
             except ValidationError:
                 pass  # not a reply we wrote: to the DLQ as it is, below
             else:
-                headers = persistent(**{"correlation-id": reply.correlationId})
-                return f"/queue/{reply.queueName}", text(reply.reply), headers
+                headers = persistent(**{"correlation-id": bounded(reply.correlationId, 200)})
+                return f"/queue/{reply.queueName}", plainjson.dumps(reply.reply), headers
         try:
             dead = DeadLetter.model_validate(body)
         except ValidationError:
             dead = DeadLetter(task="", queue="", request=body, status=0, reason="malformed outbox message")
-        headers = persistent(**{REASON: dead.reason, ORIGINAL_DESTINATION: dead.queue})
-        return f"/queue/{self.settings.bridge_deadletter_queue}", text(dead.request), headers
+        headers = persistent(**{REASON: bounded(dead.reason), ORIGINAL_DESTINATION: bounded(dead.queue)})
+        return f"/queue/{self.settings.bridge_deadletter_queue}", plainjson.dumps(dead.request), headers
 
     def _forward(self, body: Any, message: Message) -> None:
-        destination, payload, headers = self.destination(body, message)
+        destination = "its destination"
         try:
+            destination, payload, headers = self.destination(body, message)
             self.link.send(destination, payload, headers)
         except BrokerUnavailable as e:
             # Back to the outbox, to go out once ActiveMQ is there again.
@@ -116,5 +118,5 @@ class Forwarder:
 
     def _dead_letter(self, body: bytes | str, reason: str) -> None:
         raw = body if isinstance(body, bytes) else body.encode("utf-8", "backslashreplace")
-        headers = {"persistent": "true", "content-length": str(len(raw)), REASON: reason}
+        headers = {"persistent": "true", "content-length": str(len(raw)), REASON: bounded(reason)}
         self.link.send(f"/queue/{self.settings.bridge_deadletter_queue}", raw, headers)

@@ -16,8 +16,10 @@ from celery import Celery
 from bridge.decode import message_kind
 from bridge.inbound import INFRASTRUCTURE, Inbound, Refused
 from bridge.link import BrokerUnavailable, Link
-from bridge.outbound import ORIGINAL_DESTINATION, ORIGINAL_MESSAGE_ID, REASON, Forwarder
+from bridge.outbound import ORIGINAL_DESTINATION, ORIGINAL_MESSAGE_ID, REASON, Forwarder, bounded
+from bridge.recovery import Recovery
 from contactq.settings import Settings
+from tasks.ledger import Ledger
 from tasks.metrics import Counters
 from tasks.outbox import Outbox
 from tasks.queues import activemq_request_queues
@@ -59,7 +61,6 @@ def resend_headers(headers: dict[str, str], body: bytes) -> dict[str, str]:
 
 class Bridge:
     def __init__(self, app: Celery, settings: Settings) -> None:
-        app.loader.import_default_modules()  # the operations, whose request models the bridge validates with
         self.settings = settings
         # What the bridge needs, and not a WeChat client: the bridge never talks to WeChat.
         self.store = redis.Redis.from_url(settings.store_url, decode_responses=True)
@@ -73,6 +74,7 @@ class Bridge:
         )
         self.out = Link(settings, "replies", self.counters)
         self.forwarder = Forwarder(app, settings, self.outbox, self.out)
+        self.recovery = Recovery(app, settings, Ledger(self.store), self.outbox, self.counters)
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -80,7 +82,12 @@ class Bridge:
             signal.signal(signum, lambda *_: self.stop.set())
         threads = [
             threading.Thread(target=t, args=(self.stop,), name=n, daemon=True)
-            for n, t in (("requests", self.requests.run), ("replies", self.out.run), ("forwarder", self.forwarder.run))
+            for n, t in (
+                ("requests", self.requests.run),
+                ("replies", self.out.run),
+                ("forwarder", self.forwarder.run),
+                ("recovery", self.recovery.run),
+            )
         ]
         for thread in threads:
             thread.start()
@@ -130,7 +137,7 @@ class Bridge:
     def _dead_letter(self, headers: dict[str, str], body: bytes, refused: Refused) -> None:
         """The message as it came, to the DLQ with the reason; and an error reply where a reply queue is known."""
         out_headers = resend_headers(headers, body) | {
-            REASON: refused.reason,
+            REASON: bounded(refused.reason),
             ORIGINAL_DESTINATION: headers.get("destination", "").removeprefix("/queue/"),
             ORIGINAL_MESSAGE_ID: headers.get("message-id", ""),
         }

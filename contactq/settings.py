@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     bridge_receipt_timeout_s: float = 10.0
     bridge_reconnect_max_s: float = 30.0
     bridge_deadletter_queue: str = "DLQ.contactq"
+    # A request the bridge accepted and no task answered within this long is looked for in the Celery broker (Redis):
+    # in no queue and held by no worker, it was lost, and is sent again, at most `ledger_max_resends` times.
+    ledger_overdue_s: float = 30.0
+    ledger_max_resends: int = 3
 
     metrics_address: str = "127.0.0.1"
     metrics_port: int = 9808

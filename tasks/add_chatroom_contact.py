@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from protocol.client import Opcode, Scene
-from tasks.messages import Request, Result
+from tasks.messages import ReplyQueue, Request, Result
 from tasks.operation import Call, operation
 
 
@@ -14,7 +14,7 @@ class AddChatRoomContact(Request):
     userName: str = Field(min_length=1)
     chatRoomName: str = Field(pattern=r".@chatroom$")
     verify: str
-    queueName: str = Field(min_length=1)
+    queueName: ReplyQueue
 
 
 @operation("addChatRoomContact", AddChatRoomContact, Result, once=lambda req: (req.chatRoomName, req.userName))

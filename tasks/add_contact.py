@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from protocol.client import Opcode
-from tasks.messages import Request, Result, SceneCode, SearchableId
+from tasks.messages import ReplyQueue, Request, Result, SceneCode, SearchableId
 from tasks.operation import Call, operation
 
 
@@ -15,7 +15,7 @@ class AddContact(Request):
     v2: str = Field(min_length=1)
     verify: str
     type: SceneCode
-    queueName: str = Field(min_length=1)
+    queueName: ReplyQueue
 
 
 @operation("addContact", AddContact, Result, once=lambda req: (req.v1,))

@@ -7,6 +7,7 @@ it.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -20,6 +21,7 @@ from celery.worker.request import Request as CeleryRequest
 from contactq.settings import get_settings
 from protocol.client import load_client
 from tasks.messages import mask
+from tasks.plainjson import register_serializer
 from tasks.push import PushForwarder
 from tasks.runtime import Runtime
 
@@ -34,6 +36,14 @@ OPERATION_MODULES = [
     "tasks.pushed_change",
 ]
 
+
+def import_operations() -> None:
+    """Import every operation module, so that `tasks.operation.SPECS` knows them all (a worker imports them itself)."""
+    for module in OPERATION_MODULES:
+        importlib.import_module(module)
+
+
+register_serializer()  # before any message is encoded or decoded in this process
 app = Celery("contactq", include=OPERATION_MODULES, task_cls="tasks.app:ContactqTask")
 app.config_from_object("celeryconfig")
 

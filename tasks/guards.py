@@ -31,7 +31,8 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return tonumber(oldest[2]) + period - now
 """
 
-# Claims a key for a task unless it is claimed or done: returns nil when claimed now, else what is there.
+# Claims a key for one execution unless it is claimed or done: returns nil when claimed now, else what is there.
+# `pending:{task id}:{execution}` is a lease: it expires unless the execution finishes first.
 _CLAIM = """
 local v = redis.call('GET', KEYS[1])
 if v then return v end
@@ -70,11 +71,13 @@ class RateLimiter:
 
 
 class Once:
-    """A friend request is sent once per key within the window, however often it is delivered."""
+    """A friend request is sent once per key within the window, however often and however concurrently it is
+    delivered: one execution at a time holds a lease on the key, and its outcome is kept for the window."""
 
-    def __init__(self, client: redis.Redis, window_s: int) -> None:
+    def __init__(self, client: redis.Redis, window_s: int, lease_s: int) -> None:
         self.r = client
         self.window_s = window_s
+        self.lease_s = lease_s
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
 
@@ -83,31 +86,36 @@ class Once:
         digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
         return f"contactq:once:{op}:{uin}:{digest}"
 
-    def claim(self, key: str, task_id: str, wait_s: float) -> dict[str, Any] | None:
-        """None when this task may go ahead; the earlier outcome when the request was already done.
+    def claim(self, key: str, execution: str, wait_s: float) -> dict[str, Any] | None:
+        """None when this execution (`{task id}:{attempt}`) may go ahead; the earlier outcome when the request was
+        already done.
 
-        A request another task is sending is waited for, up to `wait_s`, and its outcome shared. The same task coming
-        back (a retry, or a redelivery after its worker died) may go ahead: whether its first attempt reached WeChat
-        is unknown, and a request lost is worse than one sent again.
+        A request another execution is sending is waited for and its outcome shared: up to `wait_s` for another task,
+        and until its lease runs out for an earlier execution of the same task (a redelivery whose worker may still
+        be sending, or died). Then the task may go ahead: whether a dead execution reached WeChat is unknown, and a
+        request lost is worse than one sent again.
         """
-        deadline = time.monotonic() + wait_s
+        task_id = execution.split(":", 1)[0]
+        start = time.monotonic()
         while True:
             with redis_errors("idempotency keys"):
-                found = self._claim(keys=[key], args=[task_id, self.window_s])
-            if not found or found == f"pending:{task_id}":
+                found = self._claim(keys=[key], args=[execution, self.lease_s])
+            if not found:
                 return None
             if not str(found).startswith("pending:"):
                 outcome: dict[str, Any] = json.loads(found)
                 return outcome
-            if time.monotonic() >= deadline:
-                raise InProgress(f"the same request is still being sent by task {found.removeprefix('pending:')}")
+            holder = str(found).removeprefix("pending:")
+            same_task = holder.split(":", 1)[0] == task_id
+            if time.monotonic() - start >= (self.lease_s + 1 if same_task else wait_s):
+                raise InProgress(f"the same request is still being sent by task {holder.split(':', 1)[0]}")
             time.sleep(_POLL_S)
 
     def done(self, key: str, outcome: dict[str, Any]) -> None:
         with redis_errors("idempotency keys"):
             self.r.set(key, json.dumps(outcome, ensure_ascii=False), ex=self.window_s)
 
-    def release(self, key: str, task_id: str) -> None:
+    def release(self, key: str, execution: str) -> None:
         """Forget a claim whose request failed, so that it may be tried again."""
         with redis_errors("idempotency keys"):
-            self._release(keys=[key], args=[task_id])
+            self._release(keys=[key], args=[execution])

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
 
 from contactq.errors import InvalidRequest, Status
+from tasks.queues import reply_queue_problem
 
 EventKind = Literal["getcontact", "modcontact", "delcontact", "chatroommember", "modchatroommember", "modifycontact"]
 MQ_TYPES: dict[str, int] = {
@@ -23,6 +24,17 @@ MQ_TYPES: dict[str, int] = {
 }
 
 
+def _safe_reply_queue(name: str) -> str:
+    problem = reply_queue_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
+    return name
+
+
+# Where a reply may go: a plain queue name that is none of ours (tasks.queues.reply_queue_problem).
+ReplyQueue = Annotated[str, AfterValidator(_safe_reply_queue)]
+
+
 class Request(BaseModel):
     """Fields every request carries. Unknown fields are kept (and echoed by the reply, from the raw request)."""
 
@@ -31,7 +43,7 @@ class Request(BaseModel):
     # The platform account: `adminUserId` in some of the seed's requests, `loginer` in others.
     loginer: int = Field(validation_alias=AliasChoices("loginer", "adminUserId"))
     uin: str = Field(min_length=1)
-    queueName: str | None = None
+    queueName: ReplyQueue | None = None
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -84,7 +96,7 @@ class Reply(BaseModel):
     def queue_name(self) -> str | None:
         """Where the request asked to be answered."""
         queue = self.request.get("queueName")
-        return queue if isinstance(queue, str) and queue else None
+        return queue if isinstance(queue, str) and reply_queue_problem(queue) is None else None
 
     def document(self) -> dict[str, Any]:
         """The JSON object sent to `queueName` and kept as the task's result."""
@@ -112,7 +124,7 @@ class Announcement(BaseModel):
 class OutboxReply(BaseModel):
     """A reply in the outbox, for the bridge to send to `queueName` with `correlationId` as JMSCorrelationID."""
 
-    queueName: str = Field(min_length=1)
+    queueName: ReplyQueue
     correlationId: str
     reply: dict[str, Any]
 

@@ -28,6 +28,7 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "rate_limited": ("Requests refused by the per-account rate limit before WeChat saw them.", ("op", "uin")),
     "dead_lettered": ("Messages dead-lettered, by where they were refused.", ("source",)),
     "bridge_reconnections": ("Connections to ActiveMQ lost or refused, by bridge link.", ("link",)),
+    "recovered": ("Requests the Celery broker lost, sent again by the bridge.", ("op",)),
 }
 
 

@@ -8,6 +8,7 @@ happens here.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -149,6 +150,7 @@ def operation(
 def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
     rt = runtime()
     task_id = str(task.request.id)
+    execution = f"{task_id}:{uuid.uuid4().hex}"  # this run of the task: two runs of one task id are two executions
     once_key: str | None = None
     result: Result = spec.result()
     dead = False  # kept for replay: invalid, out of retries, out of time, or a defect of ours
@@ -159,7 +161,7 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
         call = Call(rt, session, req.loginer if isinstance(req, Request) else session.loginer, task)
         if spec.once is not None:
             once_key = rt.once.key(spec.op, uin, spec.once(req))
-            earlier = rt.once.claim(once_key, task_id, wait_s=rt.settings.wechat_timeout_s)
+            earlier = rt.once.claim(once_key, execution, wait_s=rt.settings.wechat_timeout_s)
             if earlier is not None:
                 earlier_result = spec.result.model_validate(earlier["result"])
                 return _answer(
@@ -172,6 +174,8 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
         status, message = Status.OK, ""
     except RETRYABLE as e:
         if (task.request.retries or 0) < (task.max_retries or 0):
+            if once_key is not None:
+                rt.once.release(once_key, execution)  # the retry is a new execution, and claims again
             raise  # autoretry_for: again after a backoff with jitter
         status, message, dead = e.status, f"{e.message} (gave up after {task.request.retries} retries)", True
     except InvalidRequest as e:
@@ -188,16 +192,23 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
         if status == Status.OK:
             rt.once.done(once_key, {"status": int(status), "message": message, "result": result.model_dump()})
         else:
-            rt.once.release(once_key, task_id)
+            rt.once.release(once_key, execution)
     if dead:
         _dead_letter(rt, task, raw, status, message)
     return _answer(rt, spec.op, task_id, Reply.to(raw, status, message, result))
+
+
+def failure_reply(op: str | None, raw: Any, status: Status, message: str) -> Reply:
+    """The reply to a request that no task answers (refused, or lost): the operation's result fields empty."""
+    result = SPECS[op].result() if op in SPECS else Result()
+    return Reply.to(raw, status, message, result)
 
 
 def _answer(rt: Runtime, op: str, task_id: str, reply: Reply) -> dict[str, Any]:
     document = reply.document()
     if reply.queue_name:
         rt.outbox.publish_reply(reply.queue_name, task_id, document)
+    rt.ledger.settle(task_id)  # answered: a request the bridge accepted is no longer watched
     rt.counters.add("requests", op, str(reply.request.get("uin", "")), str(int(reply.status)))
     log.info("answered %s: status %s %s", task_id, int(reply.status), reply.message)
     return document

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from contactq.errors import StoreUnavailable
 from contactq.settings import Settings
+from tasks import plainjson
 from tasks.messages import Announcement, DeadLetter, OutboxReply
 
 
@@ -64,7 +65,7 @@ class Outbox:
                     a.event.model_dump(),
                     exchange=self.exchange,
                     routing_key=self.topics[a.kind],
-                    serializer="json",
+                    serializer=plainjson.NAME,
                     delivery_mode=2,
                     retry=True,
                     retry_policy=RETRY_POLICY,
@@ -87,7 +88,7 @@ class Outbox:
                 exchange=queue.exchange,
                 routing_key=queue.routing_key,
                 declare=[queue],
-                serializer="json",
+                serializer=plainjson.NAME,
                 delivery_mode=2,
                 retry=True,
                 retry_policy=RETRY_POLICY,

@@ -70,6 +70,23 @@ def parse_request_queue(name: str) -> RequestQueue | None:
     return RequestQueue(found["op"], int(found["server"]), child)
 
 
+# A reply queue: a plain queue name, bounded. Not composite (`a,b`), not prefixed (`queue://`, `topic://`, `/topic/`).
+_PLAIN_QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+# Broker queues no reply may go to: dead-letter queues and ActiveMQ's own.
+_RESERVED_PREFIXES = ("DLQ.", "ActiveMQ.")
+
+
+def reply_queue_problem(name: str) -> str | None:
+    """Why `name` may not be a request's `queueName`, or None when it may."""
+    if not _PLAIN_QUEUE.match(name):
+        return "queueName must be a plain queue name: 1 to 200 letters, digits, '.', '_' or '-'"
+    if name.startswith(_RESERVED_PREFIXES):
+        return f"queueName may not name a dead-letter or broker queue ({name})"
+    if parse_request_queue(name) is not None:
+        return f"queueName may not name a request queue ({name})"
+    return None
+
+
 def activemq_request_queues(server_id: int, child_ids: list[int]) -> list[str]:
     """Every queue a Java producer may send this server's requests to."""
     names = [queue_name(op, server_id, child) for child in child_ids for op in OPERATIONS]

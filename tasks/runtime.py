@@ -14,6 +14,7 @@ from celery import Celery
 from contactq.settings import Settings
 from protocol.client import WeChatClient, load_client
 from tasks.guards import Once, RateLimiter
+from tasks.ledger import Ledger
 from tasks.metrics import Counters
 from tasks.outbox import Outbox
 from tasks.store import AccountRegistry, ContactStore
@@ -49,9 +50,15 @@ class Runtime:
         return Counters(self.redis)
 
     @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.redis)
+
+    @cached_property
     def limiter(self) -> RateLimiter:
         return RateLimiter(self.redis, self.counters)
 
     @cached_property
     def once(self) -> Once:
-        return Once(self.redis, self.settings.dedupe_window_s)
+        # The lease outlasts what one execution may take between its claim and its outcome: a WeChat call that times
+        # out, and the Redis writes after it.
+        return Once(self.redis, self.settings.dedupe_window_s, lease_s=int(3 * self.settings.wechat_timeout_s) + 5)

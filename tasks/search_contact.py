@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-
-from tasks.messages import Request, Result, SearchableId
+from tasks.messages import ReplyQueue, Request, Result, SearchableId
 from tasks.operation import Call, operation
 
 
 class SearchContact(Request):
     userName: SearchableId
-    queueName: str = Field(min_length=1)
+    queueName: ReplyQueue
 
 
 class Found(Result):

@@ -22,6 +22,8 @@ TEST_ENV = {
     "CONTACTQ_SIM_PAGE_SIZE": "500",
     # Small batches, so that every sync in the tests goes through several, with progress between them.
     "CONTACTQ_SYNC_DETAIL_BATCH": "5",
+    # A request the broker lost is looked for after 2 s, not 30.
+    "CONTACTQ_LEDGER_OVERDUE_S": "2",
 }
 os.environ.update(TEST_ENV)
 os.environ.pop("CONTACTQ_CONFIG", None)
@@ -83,3 +85,12 @@ def store_redis() -> Iterator[redis.Redis]:
     client.flushdb()
     yield client
     client.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tests.faults import RESULTS, table
+
+    if RESULTS:
+        terminalreporter.section("fault figures")
+        for line in table():
+            terminalreporter.write_line(line)

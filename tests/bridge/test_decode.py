@@ -122,3 +122,14 @@ def test_message_kind_for_sending_on_as_the_same() -> None:
     assert message_kind({}, b'{"map":""}') == "text"
     assert message_kind({"content-length": "3"}, b"abc") == "bytes"
     assert message_kind(MAP, b"[" * 50_000) == "text"
+
+
+@pytest.mark.parametrize("body", ['{"uin": NaN}', '{"uin": Infinity}', '{"a": [-Infinity]}'])
+def test_constants_that_are_not_json_are_refused(body: str) -> None:
+    with pytest.raises(InvalidRequest, match="not a JSON value"):
+        decode(body, {})
+
+
+def test_a_map_number_that_is_not_finite_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match="not a JSON number"):
+        decode('{"map":{"entry":{"string":"score","double":"NaN"}}}')

@@ -7,6 +7,7 @@ from tasks.queues import (
     celery_queue,
     parse_request_queue,
     queue_name,
+    reply_queue_problem,
     task_name,
     worker_queues,
 )
@@ -58,3 +59,31 @@ def test_the_bridge_consumes_every_spelling_of_its_children() -> None:
     assert len(names) == 7 * 2 + 7 + 2
     assert {"queue.getContact_1", "queue.addChatRoomContact1_2", "queue.addNew_1_1"} <= set(names)
     assert all(parse_request_queue(n) is not None for n in names)
+
+
+@pytest.mark.parametrize("name", ["queue.receiveSearchContact", "queue.reply.ab12", "replies-1", "A_b.c"])
+def test_plain_reply_queues_are_taken(name: str) -> None:
+    assert reply_queue_problem(name) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "plain queue name"),
+        ("a,b", "plain queue name"),
+        ("queue://x", "plain queue name"),
+        ("topic://topic.modcontact", "plain queue name"),
+        ("/topic/topic.modcontact", "plain queue name"),
+        ("a b", "plain queue name"),
+        ("q\nx", "plain queue name"),
+        ("x" * 201, "plain queue name"),
+        ("DLQ.contactq", "dead-letter"),
+        ("ActiveMQ.Advisory.Queue", "dead-letter"),
+        ("queue.searchContact_1_1", "request queue"),
+        ("queue.addNew_1", "request queue"),
+        ("queue.addChatRoomContact1_2", "request queue"),
+    ],
+)
+def test_a_reply_queue_is_a_plain_name_that_is_none_of_ours(name: str, problem: str) -> None:
+    found = reply_queue_problem(name)
+    assert found is not None and problem in found

@@ -1,0 +1,190 @@
+"""Faults against the real stack: hostile bodies, hostile reply queues, the same request delivered twice at once.
+
+Each test counts what it sent, every reply by a unique marker, the sends that reached WeChat (the simulated WeChat's
+verify log) and the dead letters; then checks that normal traffic flows afterwards. The figures are printed as a table
+at the end of the run (tests/faults.py).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+import redis
+
+from bridge.inbound import Accepted, Inbound
+from tasks.ledger import Ledger
+from tasks.metrics import Counters
+from tasks.store import AccountRegistry
+from tests.bridge.conftest import BridgeProcess, Stomp
+from tests.brokers import BROKER
+from tests.faults import Figures, record
+from tests.stack import ACCOUNT_A, Stack, Worker, caller_app
+
+A = ACCOUNT_A
+DLQ = "/queue/DLQ.contactq"
+
+# kombu's JSON type markers, which its decoder turns into Python objects (or refuses, for an unknown type).
+POISON: list[Any] = [
+    {"__type__": "date", "__value__": "2020-01-01"},
+    {"__type__": "datetime", "__value__": "2020-01-01T00:00:00"},
+    {"__type__": "bytes", "__value__": "abc"},
+    {"__type__": "uuid", "__value__": "00000000-0000-0000-0000-000000000001"},
+    {"__type__": "decimal", "__value__": "1.5"},
+    {"__type__": "no-such-type", "__value__": 1},
+]
+
+
+def search(answer_to: str, **fields: Any) -> dict[str, Any]:
+    return {"adminUserId": 18, "uin": A["uin"], "userName": "ops_two", "queueName": answer_to, **fields}
+
+
+def normal_traffic_flows(amq: Stomp, count: int = 10) -> int:
+    """Send `count` ordinary searches and count their replies."""
+    answer_to = f"queue.reply.{uuid.uuid4().hex[:8]}"
+    amq.listen(f"/queue/{answer_to}")
+    for n in range(count):
+        amq.send("/queue/queue.searchContact_1_1", json.dumps(search(answer_to, n=n)))
+    replies = amq.take_json(f"/queue/{answer_to}", count=count, timeout_s=30)
+    assert sorted(r["n"] for _, r in replies) == list(range(count))
+    assert all(r["status"] == 0 for _, r in replies)
+    return len(replies)
+
+
+def test_type_markers_in_every_field_position_are_data(amq: Stomp, stack: Stack) -> None:
+    answer_to = f"queue.reply.{uuid.uuid4().hex[:8]}"
+    amq.listen(f"/queue/{answer_to}")
+    amq.listen(DLQ)
+    # In an unknown field, nested in a list and a map, in the searched userName, and as the uin itself.
+    bodies: list[tuple[dict[str, Any], int]] = []
+    for marker in POISON:
+        bodies += [
+            (search(answer_to, extra=marker), 0),
+            (search(answer_to, nested={"list": [1, marker], "map": {"m": marker}}), 0),
+            (search(answer_to, userName=marker), 400),
+            (search(answer_to, uin=marker), 400),
+        ]
+    for n, (body, _) in enumerate(bodies):
+        body["mark"] = n
+        amq.send("/queue/queue.searchContact_1_1", json.dumps(body))
+    replies = {r["mark"]: r for _, r in amq.take_json(f"/queue/{answer_to}", count=len(bodies), timeout_s=60)}
+    assert sorted(replies) == list(range(len(bodies)))
+    for n, (body, status) in enumerate(bodies):
+        assert replies[n]["status"] == status, replies[n]
+        assert {k: replies[n][k] for k in body} == body  # echoed exactly as sent
+    refused = sum(status != 0 for _, status in bodies)
+    assert len(amq.take(DLQ, count=refused, timeout_s=20)) == refused
+    record(
+        Figures("type markers in every field", sent=len(bodies), replies=len(replies), dead_letters=refused),
+        normal_after=normal_traffic_flows(amq),
+    )
+
+
+@pytest.mark.parametrize(
+    "queue_name",
+    [
+        "queue.searchContact_1_1",  # one of our request queues: the reply would come back as a request
+        "queue.searchContact_1",
+        "DLQ.contactq",
+        "a.reply,queue.addContact_1_1",  # composite: one reply to two queues
+        "topic://topic.modcontact",
+        "queue://queue.x",
+        "/topic/topic.modcontact",
+        "q" * 300,
+        "line\nbreak",
+        "",
+    ],
+)
+def test_hostile_reply_queues_are_refused(amq: Stomp, stack: Stack, queue_name: str) -> None:
+    amq.listen(DLQ)
+    amq.listen("/topic/topic.modcontact")
+    marker = amq.send("/queue/queue.searchContact_1_1", json.dumps(search(queue_name)))
+    [(headers, body)] = amq.take_marked(DLQ, {marker})
+    assert "queueName" in headers["contactq-reason"] and len(headers["contactq-reason"]) <= 500
+    assert json.loads(body)["queueName"] == queue_name
+    with pytest.raises(AssertionError):  # nothing went to a topic in its place
+        amq.take("/topic/topic.modcontact", timeout_s=1)
+    record(
+        Figures(f"queueName {queue_name[:24]!r}", sent=1, replies=0, dead_letters=1),
+        normal_after=normal_traffic_flows(amq, count=3),
+    )
+
+
+def test_the_same_friend_request_task_run_twice_at_once_reaches_wechat_once(stack: Stack) -> None:
+    request = stack.add_contact_request("xiaolongnv")
+    stack.sim.set_faults(latency_ms=1000)
+    task_id = f"twice-{uuid.uuid4().hex}"
+    # The same task id delivered twice at once (a redelivery while the first still runs, two bridges): both run.
+    first = stack.submit("addContact", request, child=1, task_id=task_id)
+    second = stack.submit("addContact", request, child=1, task_id=task_id)
+    replies = [first.get(timeout=60), second.get(timeout=60)]
+    stack.sim.set_faults()
+    sends = [row for row in stack.sim.verify_log() if row[1] == 2]
+    assert sends == [[A["uin"], 2, "wxid_a9s8d7f6g5h4j3", 3]]
+    assert len(stack.sim.pending_requests("wxid_a9s8d7f6g5h4j3")) == 1
+    assert [r["status"] for r in replies] == [0, 0]
+    record(Figures("one addContact task twice at once", sent=2, replies=2, wechat_sends=len(sends)))
+
+
+def test_two_bridges_handed_the_same_message_send_one_task(stack: Stack, own_broker: str) -> None:
+    """Two bridges (or a listener that reconnected) handling the same ActiveMQ message at the same moment."""
+    caller = caller_app(own_broker)
+    inbound = Inbound(caller, stack.settings, AccountRegistry(stack.r), stack.r)
+    headers = {"message-id": f"ID:twice-{uuid.uuid4().hex}", "destination": "/queue/queue.searchContact_1_1"}
+    body = json.dumps(search("queue.reply.twice")).encode()
+    verdicts: list[Any] = []
+    start = threading.Barrier(4)
+
+    def handle() -> None:
+        start.wait()
+        verdicts.append(inbound.handle(headers["destination"], headers, body))
+
+    threads = [threading.Thread(target=handle) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(isinstance(v, Accepted) for v in verdicts)
+    assert sorted(v.again for v in verdicts) == [False, True, True, True]
+    with caller.connection_for_read() as conn:
+        waiting = conn.default_channel.queue_declare("queue.searchContact_1_1", passive=True).message_count
+    assert waiting == 1
+    record(Figures("one message to four bridges at once", sent=4, replies=0, tasks=waiting))
+
+
+@pytest.mark.skipif(BROKER != "redis", reason="RabbitMQ loses no message between delivery and acknowledgement")
+def test_a_request_the_broker_lost_is_sent_again(
+    amq: Stomp, stack: Stack, bridge: BridgeProcess, workers: list[Worker]
+) -> None:
+    """A worker killed between kombu's BRPOP and its record of the message as unacknowledged takes the message with
+    it: played here by taking the message out of its Redis list, as that worker did, while no worker consumes it."""
+    queue, child1 = "queue.searchContact_1_1", [workers[0].hostname]
+    answer_to = f"queue.reply.{uuid.uuid4().hex[:8]}"
+    amq.listen(f"/queue/{answer_to}")
+    broker = redis.Redis.from_url(stack.settings.broker_url)
+    stack.app.control.cancel_consumer(queue, destination=child1, reply=True)
+    try:
+        amq.send(f"/queue/{queue}", json.dumps(search(answer_to, lost=True)))
+        deadline = time.monotonic() + 20
+        while (taken := broker.rpop(queue)) is None:
+            assert time.monotonic() < deadline, "the request never reached its queue"
+            time.sleep(0.01)
+        lost_at = time.monotonic()
+    finally:
+        stack.app.control.add_consumer(queue, destination=child1, reply=True)
+    assert b"lost" in taken
+    [(headers, reply)] = amq.take_json(f"/queue/{answer_to}", timeout_s=30)
+    recovery_s = time.monotonic() - lost_at
+    assert (reply["status"], reply["lost"]) == (0, True) and headers["correlation-id"].startswith("ID:")
+    with pytest.raises(AssertionError):  # answered once
+        amq.take(f"/queue/{answer_to}", timeout_s=2)
+    assert Ledger(stack.r).watched() == 0
+    assert Counters(stack.r).read()["recovered"] == {("searchContact",): 1}
+    record(
+        Figures("message lost between BRPOP and unacked", sent=1, replies=1, recovery_s=recovery_s),
+        normal_after=normal_traffic_flows(amq),
+    )
