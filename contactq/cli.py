@@ -56,9 +56,11 @@ def worker(loglevel: str) -> None:
 def flower() -> None:
     """Flower on CONTACTQ_FLOWER_ADDRESS:CONTACTQ_FLOWER_PORT, behind basic auth from the settings."""
     s = get_settings()
-    # Through the environment, so that the password is not on the command line for `ps` to show.
-    auth = {"FLOWER_BASIC_AUTH": f"{s.flower_user}:{s.flower_password}"}
-    _celery("flower", f"--address={s.flower_address}", f"--port={s.flower_port}", env=auth)
+    # Through the environment, so that the password is not on the command line for `ps` to show. Without the result
+    # backend: Flower's task-result API would hand out the unmasked replies (v1, v2) the backend keeps for callers;
+    # the task events it shows are masked.
+    env = {"FLOWER_BASIC_AUTH": f"{s.flower_user}:{s.flower_password}", "CONTACTQ_RESULT_BACKEND": ""}
+    _celery("flower", f"--address={s.flower_address}", f"--port={s.flower_port}", env=env)
 
 
 @main.command()

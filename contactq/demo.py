@@ -56,73 +56,75 @@ def run() -> None:
         bound = events(conn.channel())
         bound.declare()
         bound.purge()
+        try:
 
-        def perform(task: Any, op: str, request: dict[str, Any]) -> dict[str, Any]:
-            queue = queue_for(op, uin=str(request["uin"]))
-            reply: dict[str, Any] = task.apply_async(args=[request], queue=queue).get(timeout=60)
-            _show(f"{op} on {queue} -> reply", reply)
-            time.sleep(0.5)  # let the pushed changes of this step arrive before the next
-            while (message := bound.get(no_ack=True)) is not None:
-                _show(f"    event on {message.delivery_info['routing_key']}", message.payload)
-            return reply
+            def perform(task: Any, op: str, request: dict[str, Any]) -> dict[str, Any]:
+                queue = queue_for(op, uin=str(request["uin"]))
+                reply: dict[str, Any] = task.apply_async(args=[request], queue=queue).get(timeout=60)
+                _show(f"{op} on {queue} -> reply", reply)
+                time.sleep(0.5)  # let the pushed changes of this step arrive before the next
+                while (message := bound.get(no_ack=True)) is not None:
+                    _show(f"    event on {message.delivery_info['routing_key']}", message.payload)
+                return reply
 
-        perform(sync_contact, "syncContact", {"loginer": 18, "uin": A_UIN})
-        perform(get_contact, "getContact", {"adminUserId": 18, "uin": A_UIN, "userName": NICOLE})
-        perform(
-            modify_name,
-            "modifyName",
-            {"loginer": 18, "uin": A_UIN, "userName": ZENG, "newRemarkName": "曾老师", "wechatUser": "{}"},
-        )
-        found = perform(
-            search_contact,
-            "searchContact",
-            {"adminUserId": 18, "uin": A_UIN, "userName": "ops_two", "queueName": "queue.receiveSearchContact"},
-        )
-        perform(
-            add_contact,
-            "addContact",
-            {
-                "adminUserId": 18,
-                "uin": A_UIN,
-                "userName": "ops_two",
-                "v1": found["user_name"],
-                "v2": found["stranger"],
-                "verify": "你好，我是运营一号",
-                "type": 3,
-                "queueName": "queue.receiveAddContact",
-            },
-        )
-        [xml] = client.pending_requests(B)
-        _show("the friend request XML account B receives", xml)
-        perform(
-            add_new,
-            "addNew",
-            {"loginer": 18, "uin": B_UIN, **parse_friend_request(xml).add_new_fields(), "wechatUser": "{}"},
-        )
-        perform(
-            add_chatroom_contact,
-            "addChatRoomContact",
-            {
-                "loginer": 18,
-                "uin": A_UIN,
-                "userName": YANG,
-                "chatRoomName": ROOM,
-                "verify": "群里见过",
-                "queueName": "queue.receiveAddChatRoomContact",
-            },
-        )
-        perform(
-            get_contact,
-            "getContact",
-            {
-                "adminUserId": 18,
-                "uin": A_UIN,
-                "userName": YANG,
-                "chatRoomName": ROOM,
-                "queueName": "queue.receiveChatRoomMember",
-            },
-        )
-        bound.delete()
+            perform(sync_contact, "syncContact", {"loginer": 18, "uin": A_UIN})
+            perform(get_contact, "getContact", {"adminUserId": 18, "uin": A_UIN, "userName": NICOLE})
+            perform(
+                modify_name,
+                "modifyName",
+                {"loginer": 18, "uin": A_UIN, "userName": ZENG, "newRemarkName": "曾老师", "wechatUser": "{}"},
+            )
+            found = perform(
+                search_contact,
+                "searchContact",
+                {"adminUserId": 18, "uin": A_UIN, "userName": "ops_two", "queueName": "queue.receiveSearchContact"},
+            )
+            perform(
+                add_contact,
+                "addContact",
+                {
+                    "adminUserId": 18,
+                    "uin": A_UIN,
+                    "userName": "ops_two",
+                    "v1": found["user_name"],
+                    "v2": found["stranger"],
+                    "verify": "你好，我是运营一号",
+                    "type": 3,
+                    "queueName": "queue.receiveAddContact",
+                },
+            )
+            [xml] = client.pending_requests(B)
+            _show("the friend request XML account B receives", xml)
+            perform(
+                add_new,
+                "addNew",
+                {"loginer": 18, "uin": B_UIN, **parse_friend_request(xml).add_new_fields(), "wechatUser": "{}"},
+            )
+            perform(
+                add_chatroom_contact,
+                "addChatRoomContact",
+                {
+                    "loginer": 18,
+                    "uin": A_UIN,
+                    "userName": YANG,
+                    "chatRoomName": ROOM,
+                    "verify": "群里见过",
+                    "queueName": "queue.receiveAddChatRoomContact",
+                },
+            )
+            perform(
+                get_contact,
+                "getContact",
+                {
+                    "adminUserId": 18,
+                    "uin": A_UIN,
+                    "userName": YANG,
+                    "chatRoomName": ROOM,
+                    "queueName": "queue.receiveChatRoomMember",
+                },
+            )
+        finally:
+            bound.delete()  # kombu's Redis transport does not delete an auto_delete queue by itself
     through_activemq()
     click.secho(f"Flower: http://{settings.flower_address}:{settings.flower_port}/ ({settings.flower_user})", bold=True)
     app.close()
@@ -145,7 +147,7 @@ def through_activemq() -> None:
     conn = stomp.Connection12([(settings.activemq_host, settings.activemq_stomp_port)], auto_content_length=False)
     conn.set_listener("demo", shown)
     conn.connect(settings.activemq_user, settings.activemq_password, wait=True)
-    answer_to = f"queue.receiveSearchContact.demo{os.getpid()}"  # a queue of its own: no reply of an earlier run
+    answer_to = f"contactq.cli.demo{os.getpid()}"  # a queue of its own, which ActiveMQ removes once idle
     for destination in (f"/queue/{answer_to}", "/topic/topic.modcontact"):
         conn.subscribe(destination, id=destination, ack="auto")
     requests = [

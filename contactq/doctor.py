@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 
 import redis
+from kombu.utils.url import maybe_sanitize_url
 
 from bridge.service import HEARTBEAT_KEY
 from contactq.settings import Settings, get_settings
@@ -15,12 +16,17 @@ from tasks.queues import queue_name
 Check = tuple[str, bool, str]
 
 
+def safe(url: str) -> str:
+    """A URL as it may be printed: its password masked."""
+    return str(maybe_sanitize_url(url))
+
+
 def _contact_store(settings: Settings) -> Check:
     try:
         redis.Redis.from_url(settings.store_url, socket_timeout=3).ping()
     except redis.RedisError as e:
-        return "contact store", False, f"Redis at {settings.store_url} does not answer ({e}); start Redis"
-    return "contact store", True, settings.store_url
+        return "contact store", False, f"Redis at {safe(settings.store_url)} does not answer ({e}); start Redis"
+    return "contact store", True, safe(settings.store_url)
 
 
 def _celery_broker(settings: Settings) -> Check:
@@ -28,8 +34,8 @@ def _celery_broker(settings: Settings) -> Check:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
     except Exception as e:
-        return "Celery broker", False, f"{settings.broker_url} does not answer ({e})"
-    return "Celery broker", True, settings.broker_url
+        return "Celery broker", False, f"{safe(settings.broker_url)} does not answer ({e})"
+    return "Celery broker", True, safe(settings.broker_url)
 
 
 def _activemq(settings: Settings) -> Check:

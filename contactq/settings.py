@@ -28,8 +28,12 @@ class RateLimit(BaseModel):
 
 
 def _default_rate_limits() -> dict[str, RateLimit]:
-    # Friend requests are what gets an account banned; searches are cheaper but still watched by WeChat.
+    # Every operation that calls WeChat. Friend requests are what gets an account banned; searches are cheaper but
+    # still watched by WeChat; reading details, syncing and remarks are light, but not free either.
     return {
+        "getContact": RateLimit(count=120, period_s=60),
+        "syncContact": RateLimit(count=10, period_s=600),
+        "modifyName": RateLimit(count=30, period_s=600),
         "searchContact": RateLimit(count=30, period_s=60),
         "addContact": RateLimit(count=10, period_s=600),
         "addChatRoomContact": RateLimit(count=10, period_s=600),

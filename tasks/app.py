@@ -73,6 +73,15 @@ class MaskedRequest(CeleryRequest):
     def kwargsrepr(self) -> str:
         return mask(super().kwargsrepr)
 
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        super().on_timeout(soft, timeout)
+        if not soft and self.name.startswith("contactq."):
+            # The pool process was killed mid-task: the request is answered and dead-lettered from here instead.
+            from tasks.operation import answer_killed  # the operations import this module
+
+            queue = str((self.delivery_info or {}).get("routing_key", ""))
+            answer_killed(self.name, self.id, queue, self.args, f"killed at the hard time limit of {timeout:g} s")
+
     def send_event(self, type: str, **fields: Any) -> None:
         for name in ("args", "kwargs", "result"):
             if isinstance(fields.get(name), str):

@@ -22,9 +22,15 @@ from tasks.queues import worker_queues
 KEY = "contactq:metrics"
 _SEP = "\x1f"
 
+# The `uin` label of a request for an account no worker of ours hosts: one label, however many such uins come.
+OTHER_ACCOUNTS = "other"
+
 # name -> (help, label names); every counter is `contactq_{name}_total`.
 COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "requests": ("Requests answered, by operation, account and reply status.", ("op", "uin", "status")),
+    "requests": (
+        "Requests answered, by operation, account (or `other`: an account not hosted here) and reply status.",
+        ("op", "uin", "status"),
+    ),
     "rate_limited": ("Requests refused by the per-account rate limit before WeChat saw them.", ("op", "uin")),
     "dead_lettered": ("Messages dead-lettered, by where they were refused.", ("source",)),
     "bridge_reconnections": ("Connections to ActiveMQ lost or refused, by bridge link.", ("link",)),

@@ -23,6 +23,7 @@ from protocol.client import Session, WeChatClient
 from protocol.records import contact_record, member_record
 from tasks.app import app, runtime
 from tasks.messages import Announcement, EventKind, Reply, Request, Result, announcement, parse_request
+from tasks.metrics import OTHER_ACCOUNTS
 from tasks.queues import task_name
 from tasks.runtime import Runtime
 from tasks.store import ContactStore, redis_errors
@@ -154,19 +155,20 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
     once_key: str | None = None
     result: Result = spec.result()
     dead = False  # kept for replay: invalid, out of retries, out of time, or a defect of ours
+    account = OTHER_ACCOUNTS  # the metrics' label: the uin once it is known to be one this worker hosts
     try:
         req = parse_request(spec.model, raw)
         uin: str = getattr(req, "uin")  # noqa: B009 - every model carries the account's uin
         session = rt.client.session(uin)
+        account = session.uin
         call = Call(rt, session, req.loginer if isinstance(req, Request) else session.loginer, task)
         if spec.once is not None:
             once_key = rt.once.key(spec.op, uin, spec.once(req))
             earlier = rt.once.claim(once_key, execution, wait_s=rt.settings.wechat_timeout_s)
             if earlier is not None:
                 earlier_result = spec.result.model_validate(earlier["result"])
-                return _answer(
-                    rt, spec.op, task_id, Reply.to(raw, Status(earlier["status"]), earlier["message"], earlier_result)
-                )
+                earlier_reply = Reply.to(raw, Status(earlier["status"]), earlier["message"], earlier_result)
+                return _answer(rt, spec.op, task_id, account, earlier_reply)
         limit = rt.settings.rate_limits.get(spec.op)
         if limit is not None:
             rt.limiter.acquire(uin, spec.op, limit, task_id)
@@ -195,7 +197,19 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
             rt.once.release(once_key, execution)
     if dead:
         _dead_letter(rt, task, raw, status, message)
-    return _answer(rt, spec.op, task_id, Reply.to(raw, status, message, result))
+    return _answer(rt, spec.op, task_id, account, Reply.to(raw, status, message, result))
+
+
+def answer_killed(task_name: str, task_id: str, queue: str, args: Sequence[Any], reason: str) -> None:
+    """Answer and dead-letter a request whose task was killed at its hard time limit: none of its code runs after."""
+    rt = runtime()
+    op = task_name.removeprefix("contactq.")
+    raw = args[0] if len(args) == 1 else {"args": list(args)}
+    uin = raw.get("uin") if isinstance(raw, dict) else None
+    account = uin if isinstance(uin, str) and rt.registry.lookup(uin) is not None else OTHER_ACCOUNTS
+    rt.outbox.dead_letter(task_name, queue, raw, int(Status.TIMEOUT), reason)
+    rt.counters.add("dead_lettered", task_name)
+    _answer(rt, op, task_id, account, failure_reply(op, raw, Status.TIMEOUT, reason))
 
 
 def failure_reply(op: str | None, raw: Any, status: Status, message: str) -> Reply:
@@ -204,12 +218,12 @@ def failure_reply(op: str | None, raw: Any, status: Status, message: str) -> Rep
     return Reply.to(raw, status, message, result)
 
 
-def _answer(rt: Runtime, op: str, task_id: str, reply: Reply) -> dict[str, Any]:
+def _answer(rt: Runtime, op: str, task_id: str, account: str, reply: Reply) -> dict[str, Any]:
     document = reply.document()
     if reply.queue_name:
         rt.outbox.publish_reply(reply.queue_name, task_id, document)
     rt.ledger.settle(task_id)  # answered: a request the bridge accepted is no longer watched
-    rt.counters.add("requests", op, str(reply.request.get("uin", "")), str(int(reply.status)))
+    rt.counters.add("requests", op, account, str(int(reply.status)))
     log.info("answered %s: status %s %s", task_id, int(reply.status), reply.message)
     return document
 

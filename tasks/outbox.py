@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import redis
 from celery import Celery
 from kombu import Exchange, Queue, binding
 from kombu.exceptions import OperationalError
@@ -26,7 +27,8 @@ from tasks.messages import Announcement, DeadLetter, OutboxReply
 def _broker_errors() -> Iterator[None]:
     try:
         yield
-    except OperationalError as e:
+    except (OperationalError, redis.RedisError) as e:
+        # Away, or refusing writes (a Redis broker out of memory answers OOM): worth another try either way.
         raise StoreUnavailable(f"Celery broker unavailable: {e}") from e
 
 

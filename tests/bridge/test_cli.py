@@ -136,8 +136,10 @@ def test_doctor(stack: Stack, bridge: BridgeProcess, monkeypatch: pytest.MonkeyP
     assert healthy.exit_code == 0, healthy.output
     assert "worker for server 1 child 2: child2@" in healthy.output and "PROBLEM" not in healthy.output
     monkeypatch.setattr(get_settings(), "servers", {1: [1, 2], 9: [1]})
+    monkeypatch.setattr(get_settings(), "store_url", "redis://:sekrit-pass@127.0.0.1:6379/9")
     sick = run("doctor")
     assert sick.exit_code == 1
+    assert "contact store: redis://:**@127.0.0.1:6379/9" in sick.output and "sekrit-pass" not in sick.output
     assert (
         "PROBLEM  worker for server 9 child 1: none consumes its queues; start one: CONTACTQ_SERVER_ID=9" in sick.output
     )

@@ -118,3 +118,6 @@ def test_flower_shows_tasks_with_queues_and_masks_secrets(stack: Stack, flower: 
     for secret in (reply["user_name"], reply["stranger"], reply["user_name"][3:20], reply["stranger"][3:20]):
         assert secret not in shown
     assert "'v2': '***'" in add["args"] and "'stranger': '***'" in search["result"]
+    # Flower's task-result API would read the result backend, which keeps the real reply for the caller: not there.
+    status, body = get(f"{flower}/api/task/result/{found.id}", auth=("ops", "s3cret"))
+    assert status == 503 and reply["stranger"] not in json.dumps(body)

@@ -70,10 +70,16 @@ def test_requests_and_queue_depths_are_exported(stack: Stack, exporter: str) -> 
     search = {"adminUserId": 18, "uin": ACCOUNT_A["uin"], "queueName": "queue.reply.metrics"}
     assert stack.call("searchContact", search | {"userName": "ops_two"})["status"] == 0
     assert stack.call("searchContact", search | {"userName": "nobody-at-all"})["status"] == 404
+    # Accounts not hosted here share one label, however many uins are sent: the label set stays bounded.
+    for n in range(5):
+        assert stack.call("searchContact", search | {"uin": f"99{n}", "userName": "x"}, child=1)["status"] == 503
     metrics = scrape(exporter)
+    other = (("op", "searchContact"), ("status", "503"), ("uin", "other"))
+    assert metrics[("contactq_requests_total", other)] == 5
+    assert not [key for key in metrics if ("uin", "990") in key[1]]
     labels = (("op", "searchContact"), ("status", "{}"), ("uin", ACCOUNT_A["uin"]))
     assert metrics[("contactq_requests_total", tuple((k, v.format(0)) for k, v in labels))] == 1
     assert metrics[("contactq_requests_total", tuple((k, v.format(404)) for k, v in labels))] == 1
     # No bridge runs here: both replies wait in the outbox.
-    assert metrics[("contactq_queue_depth", (("queue", "contactq.outbox.replies"),))] == 2
+    assert metrics[("contactq_queue_depth", (("queue", "contactq.outbox.replies"),))] == 7
     assert metrics[("contactq_queue_depth", (("queue", "queue.searchContact_1_2"),))] == 0

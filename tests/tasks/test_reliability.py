@@ -14,9 +14,11 @@ from typing import Any
 from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
+from kombu import Connection
 
+from tasks.outbox import Outbox
 from tests.brokers import BROKER
-from tests.stack import ACCOUNT_A, Stack, Worker, caller_app
+from tests.stack import ACCOUNT_A, Stack, Tap, Worker, caller_app
 
 A = ACCOUNT_A
 MANUAL_PEOPLE = ["xiaolongnv", "wu_yan", "zheng_zhong", "feng_xg"]  # strangers to A who answer by hand
@@ -131,3 +133,37 @@ def test_failed_friend_request_may_be_tried_again(stack: Stack) -> None:
     assert stack.call("addContact", request)["status"] == 429
     assert stack.call("addContact", request)["status"] == 0
     assert len(stack.sim.pending_requests("wxid_a9s8d7f6g5h4j3")) == 1
+
+
+def test_a_task_killed_at_its_hard_time_limit_is_answered_and_dead_lettered(stack: Stack, own_broker: str) -> None:
+    env = {
+        "CONTACTQ_BROKER_URL": own_broker,
+        "CONTACTQ_TASK_TIME_LIMIT_S": "2",
+        "CONTACTQ_TASK_SOFT_TIME_LIMIT_S": "0",  # none: the hard limit kills the pool process mid-call
+    }
+    worker = Worker("time-limited", [1], env)
+    worker.start()
+    try:
+        worker.wait_ready()
+        stack.sim.set_faults(latency_ms=5000)
+        request = {"adminUserId": 18, "uin": A["uin"], "userName": "ops_two", "queueName": "queue.reply.slow"}
+        sent = send(caller_app(own_broker), "searchContact", request)
+        with Connection(own_broker) as conn:
+            outbox = Outbox(stack.app, stack.settings)
+            replies, dead = Tap(conn, outbox.replies_queue), Tap(conn, outbox.deadletter_queue)
+            [(_, reply)] = replies.wait(lambda got: len(got) >= 1, timeout_s=30)
+            [(_, letter)] = dead.wait(lambda got: len(got) >= 1, timeout_s=10)
+    finally:
+        stack.sim.set_faults()
+        worker.stop()
+    assert (reply["queueName"], reply["correlationId"]) == ("queue.reply.slow", sent.id)
+    assert reply["reply"] == {**request, "status": 504, "message": reply["reply"]["message"]} | dict.fromkeys(
+        ("user_name", "stranger", "nick_name", "small_head", "quan_pin"), ""
+    )
+    assert "hard time limit" in reply["reply"]["message"]
+    assert (letter["task"], letter["queue"], letter["request"], letter["status"]) == (
+        "contactq.searchContact",
+        "queue.searchContact_1_1",
+        request,
+        504,
+    )
