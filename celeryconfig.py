@@ -16,6 +16,9 @@ _settings = _get_settings()
 broker_url = _settings.broker_url
 result_backend = _settings.result_backend
 broker_connection_retry_on_startup = True
+# A broker that refuses a command (a Redis out of memory answers OOM) is reconnected to like one that went away,
+# instead of ending the worker.
+broker_channel_error_retry = True
 
 
 def _transport_options() -> dict[str, _Any]:

@@ -7,6 +7,7 @@ import uuid
 
 from tasks.metrics import Counters
 from tests.bridge.conftest import BridgeProcess, Stomp, activemq, broker_answers
+from tests.faults import Figures, record
 from tests.stack import ACCOUNT_A, ACCOUNT_B, Stack
 
 A, B = ACCOUNT_A, ACCOUNT_B
@@ -113,6 +114,7 @@ def test_nothing_is_lost_while_activemq_is_down(amq: Stomp, stack: Stack, bridge
         client.listen("/queue/queue.reply.while-down")
         [(_, late)] = client.take_json("/queue/queue.reply.while-down", timeout_s=60)
         assert late == reply
+        record(Figures("ActiveMQ stopped, a reply waiting", sent=1, replies=1))
         reconnections = Counters(stack.r).read()["bridge_reconnections"]
         assert reconnections[("requests",)] >= 1 and reconnections[("replies",)] >= 1
     finally:

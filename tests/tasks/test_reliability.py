@@ -18,6 +18,7 @@ from kombu import Connection
 
 from tasks.outbox import Outbox
 from tests.brokers import BROKER
+from tests.faults import Figures, record
 from tests.stack import ACCOUNT_A, Stack, Tap, Worker, caller_app
 
 A = ACCOUNT_A
@@ -86,6 +87,10 @@ def test_worker_killed_mid_batch_loses_no_task(stack: Stack, own_broker: str) ->
     # Every friend request reached its person, and each holds one request from A, however often it was delivered.
     for wxid in ("wxid_a9s8d7f6g5h4j3", "wxid_u1i2o3p4a5s6d7", "wxid_h1j2k3l4z5x6c7", "wxid_v1b2n3m4q5w6e7"):
         assert len(stack.r.hkeys(f"{stack.settings.sim_prefix}pending:{wxid}")) == 1
+    sends = [row for row in stack.sim.verify_log() if row[1] == 2]
+    record(
+        Figures("worker SIGKILL with tasks in flight", sent=len(results), replies=len(replies), wechat_sends=len(sends))
+    )
 
 
 def test_rate_limit_holds_across_workers(stack: Stack, own_broker: str) -> None:
