@@ -121,7 +121,12 @@ def _value(kind: str, value: Any) -> Any:
 def _plain(value: Any) -> Any:
     """A JSON value with numbers as numbers again."""
     if isinstance(value, _Literal):
-        return float(value) if any(c in value for c in ".eE") else int(value)
+        if not any(c in value for c in ".eE"):
+            return int(value)
+        number = float(value)
+        if not math.isfinite(number):  # 1e400
+            raise ValueError(f"{value} is beyond a JSON number")
+        return number
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):

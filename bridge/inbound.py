@@ -25,6 +25,10 @@ from tasks.store import AccountRegistry
 log = logging.getLogger(__name__)
 
 
+# How long a claim to send a task holds: longer than any publish with its retries takes.
+_SENDING_S = 60
+
+
 def _sent_key(task_id: str) -> str:
     return f"contactq:bridged:{task_id}"
 
@@ -76,7 +80,7 @@ class Inbound:
         self.settings = settings
         self.registry = registry
         self.store = store
-        self.ledger = Ledger(store)
+        self.ledger = Ledger(store, answered_ttl_s=settings.dedupe_window_s)
         import_operations()  # the request models it validates with
 
     def handle(self, destination: str, headers: dict[str, str], body: bytes) -> Accepted | Refused:
@@ -109,7 +113,7 @@ class Inbound:
                 send(self.app, entry)
             except BaseException:
                 # Not sent: the redelivery sends it.
-                self.ledger.settle(task_id)
+                self.ledger.forget(task_id)
                 self.store.delete(_sent_key(task_id))
                 raise
             self.store.set(_sent_key(task_id), "sent", ex=self.settings.dedupe_window_s)
@@ -126,12 +130,11 @@ class Inbound:
 
     def _claim(self, task_id: str) -> bool:
         """True when this bridge is to send the task; False when it was sent. While another bridge is sending it,
-        wait; a claim whose bridge died mid-send lapses after the receipt timeout."""
-        deadline = time.monotonic() + 2 * self.settings.bridge_receipt_timeout_s
+        wait a little (this runs in the STOMP receiver: less than a heart-beat), then leave the message to come again.
+        A claim whose bridge died mid-send lapses after a minute."""
+        deadline = time.monotonic() + min(5.0, self.settings.bridge_heartbeat_ms / 2000)
         while True:
-            if self.store.set(
-                _sent_key(task_id), "sending", nx=True, ex=int(self.settings.bridge_receipt_timeout_s) + 1
-            ):
+            if self.store.set(_sent_key(task_id), "sending", nx=True, ex=_SENDING_S):
                 return True
             if self.store.get(_sent_key(task_id)) == "sent":
                 return False

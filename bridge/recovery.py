@@ -1,23 +1,27 @@
 """Requests the Celery broker lost, found and sent again.
 
 kombu's Redis transport takes a message with BRPOP before it records it as unacknowledged: a worker killed in that
-instant takes the message with it, and nothing would ever answer it. Every request the bridge accepted stays in the
-ledger (tasks/ledger.py) until its task has answered. One that is overdue, and is neither waiting in its queue nor held
-by a worker (kombu's hash of unacknowledged messages) at two looks a moment apart, was lost: it is sent again under its
-own task id, and the once-only guards keep a friend request single. After `ledger_max_resends` it is answered and
-dead-lettered instead. On RabbitMQ nothing is lost this way, and the sweep only reports.
+instant takes the message with it, and nothing would ever answer it; Celery also drops a task whose retry it cannot
+publish (a Redis out of memory). Every request the bridge accepted stays in the ledger (tasks/ledger.py) until its task
+has answered. One that is overdue, and is neither waiting in its queue nor held by a worker (kombu's hash of
+unacknowledged messages) at two looks a moment apart, was lost: it is sent again under its own task id, by the one
+bridge that claims it, and a copy of a task that has already answered does nothing. After `ledger_max_resends` it is
+answered and dead-lettered instead. On RabbitMQ no message is lost this way: the sweep does nothing, and every entry
+is settled when its task answers.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from collections.abc import Iterable
 
 import redis
 from celery import Celery
 
-from bridge.inbound import INFRASTRUCTURE, send
+from bridge.inbound import send
 from contactq.errors import Status
 from contactq.settings import Settings
 from tasks.ledger import Entry, Ledger
@@ -39,6 +43,19 @@ def queue_keys(queue: str) -> list[str]:
     return [queue, *(f"{queue}{_PRIORITY_SEP}{p}" for p in _PRIORITIES)]
 
 
+def task_ids(messages: Iterable[str]) -> set[str]:
+    """The task ids of kombu's Redis messages: a queued message, or an unacknowledged [message, exchange, key]."""
+    ids = set()
+    for raw in messages:
+        try:
+            doc = json.loads(raw)
+            message = doc[0] if isinstance(doc, list) else doc
+            ids.add(str(message["headers"]["id"]))
+        except (ValueError, TypeError, KeyError, IndexError):
+            continue  # not a task of ours
+    return ids
+
+
 class Recovery:
     def __init__(self, app: Celery, settings: Settings, ledger: Ledger, outbox: Outbox, counters: Counters) -> None:
         self.app = app
@@ -46,48 +63,53 @@ class Recovery:
         self.ledger = ledger
         self.outbox = outbox
         self.counters = counters
-        redis_broker = settings.broker_url.startswith(("redis://", "rediss://"))
-        self.broker = redis.Redis.from_url(settings.broker_url, decode_responses=True) if redis_broker else None
+        url = str(app.conf.broker_url)  # what Celery uses, whatever set it
+        redis_broker = url.startswith(("redis://", "rediss://"))
+        self.broker = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10) if redis_broker else None
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(self.settings.ledger_overdue_s / 2):
             try:
                 self.sweep()
-            except INFRASTRUCTURE as e:
-                log.warning("looking for lost requests failed (%s); again later", e)
+            except Exception:
+                log.exception("looking for lost requests failed; again later")
 
     def sweep(self) -> list[Entry]:
         """Send again what was lost; returns it."""
+        if self.broker is None:
+            return []
         overdue = self.ledger.overdue(self.settings.ledger_overdue_s)
-        if not overdue or self.broker is None:
+        if not overdue:
             return []
         lost = self._unheld(overdue)
         if lost:
             # A message between BRPOP and its record as unacknowledged is held a moment later.
             time.sleep(_SECOND_LOOK_S)
             lost = self._unheld(lost)
+        resent = []
         for entry in lost:
+            # Claimed first: a task that answered meanwhile, or another bridge's sweep, wins.
+            if not self.ledger.claim_resend(entry):
+                continue
             if entry.resent >= self.settings.ledger_max_resends:
                 self._give_up(entry)
                 continue
             log.warning("task %s was lost by the Celery broker; sending it again", entry.task_id)
             send(self.app, entry)
-            self.ledger.resent(entry)
             self.counters.add("recovered", entry.op)
-        return lost
+            resent.append(entry)
+        return resent
 
     def _unheld(self, entries: list[Entry]) -> list[Entry]:
-        """The entries whose task is in no queue and held by no worker."""
+        """The entries whose task is in no queue and held by no worker; the others are marked as seen waiting."""
         assert self.broker is not None
         pipe = self.broker.pipeline(transaction=False)
-        queues = sorted({e.queue for e in entries})
-        for queue in queues:
+        for queue in sorted({e.queue for e in entries}):
             for key in queue_keys(queue):
                 pipe.lrange(key, 0, -1)
         pipe.hvals(UNACKED)
-        found = pipe.execute()
-        # Every message names its task id; a substring is enough to tell whether one is there.
-        held = "\n".join(message for messages in found for message in messages)
+        held = task_ids(message for messages in pipe.execute() for message in messages)
+        self.ledger.seen_waiting([e for e in entries if e.task_id in held])
         return [e for e in entries if e.task_id not in held]
 
     def _give_up(self, entry: Entry) -> None:

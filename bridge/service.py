@@ -19,7 +19,6 @@ from bridge.link import BrokerUnavailable, Link
 from bridge.outbound import ORIGINAL_DESTINATION, ORIGINAL_MESSAGE_ID, REASON, Forwarder, bounded
 from bridge.recovery import Recovery
 from contactq.settings import Settings
-from tasks.ledger import Ledger
 from tasks.metrics import Counters
 from tasks.outbox import Outbox
 from tasks.queues import activemq_request_queues
@@ -74,7 +73,7 @@ class Bridge:
         )
         self.out = Link(settings, "replies", self.counters)
         self.forwarder = Forwarder(app, settings, self.outbox, self.out)
-        self.recovery = Recovery(app, settings, Ledger(self.store), self.outbox, self.counters)
+        self.recovery = Recovery(app, settings, self.inbound.ledger, self.outbox, self.counters)
         self.stop = threading.Event()
 
     def run(self) -> None:

@@ -47,6 +47,8 @@ register_serializer()  # before any message is encoded or decoded in this proces
 app = Celery("contactq", include=OPERATION_MODULES, task_cls="tasks.app:ContactqTask")
 app.config_from_object("celeryconfig")
 
+log = logging.getLogger(__name__)
+
 _runtimes: dict[int, Runtime] = {}
 _runtime_lock = threading.Lock()
 
@@ -74,13 +76,17 @@ class MaskedRequest(CeleryRequest):
         return mask(super().kwargsrepr)
 
     def on_timeout(self, soft: bool, timeout: float) -> None:
-        super().on_timeout(soft, timeout)
         if not soft and self.name.startswith("contactq."):
-            # The pool process was killed mid-task: the request is answered and dead-lettered from here instead.
+            # The pool process is being killed mid-task: the request is answered and dead-lettered from here instead,
+            # before the message is acknowledged.
             from tasks.operation import answer_killed  # the operations import this module
 
             queue = str((self.delivery_info or {}).get("routing_key", ""))
-            answer_killed(self.name, self.id, queue, self.args, f"killed at the hard time limit of {timeout:g} s")
+            try:
+                answer_killed(self.name, self.id, queue, self.args, f"killed at the hard time limit of {timeout:g} s")
+            except Exception:
+                log.exception("could not answer %s, killed at its hard time limit", self.id)
+        super().on_timeout(soft, timeout)
 
     def send_event(self, type: str, **fields: Any) -> None:
         for name in ("args", "kwargs", "result"):

@@ -87,15 +87,15 @@ class Once:
         return f"contactq:once:{op}:{uin}:{digest}"
 
     def claim(self, key: str, execution: str, wait_s: float) -> dict[str, Any] | None:
-        """None when this execution (`{task id}:{attempt}`) may go ahead; the earlier outcome when the request was
-        already done.
+        """None when this execution (`{task id}:{a token of this run}`) may go ahead; the earlier outcome when the
+        request was already done.
 
         A request another execution is sending is waited for and its outcome shared: up to `wait_s` for another task,
         and until its lease runs out for an earlier execution of the same task (a redelivery whose worker may still
         be sending, or died). Then the task may go ahead: whether a dead execution reached WeChat is unknown, and a
         request lost is worse than one sent again.
         """
-        task_id = execution.split(":", 1)[0]
+        task_id = execution.rsplit(":", 1)[0]
         start = time.monotonic()
         while True:
             with redis_errors("idempotency keys"):
@@ -106,9 +106,9 @@ class Once:
                 outcome: dict[str, Any] = json.loads(found)
                 return outcome
             holder = str(found).removeprefix("pending:")
-            same_task = holder.split(":", 1)[0] == task_id
-            if time.monotonic() - start >= (self.lease_s + 1 if same_task else wait_s):
-                raise InProgress(f"the same request is still being sent by task {holder.split(':', 1)[0]}")
+            holder_task = holder.rsplit(":", 1)[0]
+            if time.monotonic() - start >= (self.lease_s + 1 if holder_task == task_id else wait_s):
+                raise InProgress(f"the same request is still being sent by task {holder_task}")
             time.sleep(_POLL_S)
 
     def done(self, key: str, outcome: dict[str, Any]) -> None:

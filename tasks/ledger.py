@@ -1,21 +1,34 @@
 """The ledger of requests the bridge accepted: each stays here until its task has answered it (or dead-lettered it),
 so that one the Celery broker lost can be found and sent again (bridge/recovery.py).
 
-`contactq:ledger`           ZSET task id -> when it was accepted (or last sent again), epoch seconds
-`contactq:ledger:{task id}` the entry as JSON: operation, queue, request, times sent again
+`contactq:ledger`               ZSET task id -> when it was accepted, last sent again or last seen waiting (epoch s)
+`contactq:ledger:{task id}`     the entry as JSON: operation, queue, request, times sent again
+`contactq:answered:{task id}`   the task has answered: a copy of it delivered again does nothing
 """
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import redis
 from pydantic import BaseModel
 
+from tasks import plainjson
 from tasks.store import redis_errors
 
 KEY = "contactq:ledger"
+
+# Marks an entry as sent again, only if nobody (another bridge's sweep, its own task answering) touched it since it
+# was read with score ARGV[1]: 1 when this caller is to send it.
+_CLAIM_RESEND = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[4], 'XX')
+return 1
+"""
 
 
 class Entry(BaseModel):
@@ -24,41 +37,71 @@ class Entry(BaseModel):
     queue: str
     request: dict[str, Any]
     resent: int = 0
+    score: float = 0.0  # when it was last accepted, sent again or seen waiting, as read from the ledger
+
+    def document(self) -> str:
+        # plainjson: a request may hold any string it came with, a lone surrogate included.
+        return plainjson.dumps(self.model_dump(exclude={"score"}))
 
 
 class Ledger:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, answered_ttl_s: int) -> None:
         self.r = client
+        self.answered_ttl_s = answered_ttl_s
+        self._claim_resend = client.register_script(_CLAIM_RESEND)
 
     def accept(self, entry: Entry) -> None:
         with redis_errors("ledger"):
             pipe = self.r.pipeline(transaction=True)
-            pipe.set(f"{KEY}:{entry.task_id}", entry.model_dump_json())
+            pipe.set(f"{KEY}:{entry.task_id}", entry.document())
             pipe.zadd(KEY, {entry.task_id: time.time()})
             pipe.execute()
 
+    def forget(self, task_id: str) -> None:
+        """The request was not sent after all."""
+        with redis_errors("ledger"):
+            self.r.pipeline(transaction=True).zrem(KEY, task_id).delete(f"{KEY}:{task_id}").execute()
+
     def settle(self, task_id: str) -> None:
-        """The request is answered (or dead-lettered): nothing more to watch."""
+        """The task answered (or dead-lettered) its request: nothing more to watch, and a copy delivered again is not
+        done again."""
         with redis_errors("ledger"):
             pipe = self.r.pipeline(transaction=True)
             pipe.zrem(KEY, task_id)
             pipe.delete(f"{KEY}:{task_id}")
+            pipe.set(f"contactq:answered:{task_id}", 1, ex=self.answered_ttl_s)
             pipe.execute()
+
+    def answered(self, task_id: str) -> bool:
+        with redis_errors("ledger"):
+            return bool(self.r.exists(f"contactq:answered:{task_id}"))
 
     def overdue(self, older_than_s: float, limit: int = 500) -> list[Entry]:
-        """Entries accepted (or sent again) more than `older_than_s` ago and still not answered."""
+        """Entries accepted, sent again or seen waiting more than `older_than_s` ago, oldest first."""
         with redis_errors("ledger"):
-            ids = self.r.zrangebyscore(KEY, "-inf", time.time() - older_than_s, start=0, num=limit)
-            docs = self.r.mget([f"{KEY}:{task_id}" for task_id in ids]) if ids else []
-        return [Entry.model_validate_json(doc) for doc in docs if doc]
+            rows = self.r.zrangebyscore(KEY, "-inf", time.time() - older_than_s, start=0, num=limit, withscores=True)
+            docs = self.r.mget([f"{KEY}:{task_id}" for task_id, _ in rows]) if rows else []
+        return [
+            Entry.model_validate({**json.loads(doc), "score": score})
+            for (_, score), doc in zip(rows, docs, strict=True)
+            if doc
+        ]
 
-    def resent(self, entry: Entry) -> None:
-        """`entry` was sent again now."""
+    def seen_waiting(self, entries: list[Entry]) -> None:
+        """These are in their queue or held by a worker: not looked at again before they are overdue again."""
+        if entries:
+            with redis_errors("ledger"):
+                self.r.zadd(KEY, {e.task_id: time.time() for e in entries}, xx=True)
+
+    def claim_resend(self, entry: Entry) -> bool:
+        """True when this caller is to send `entry` again: it was not answered or sent again since it was read."""
+        again = entry.model_copy(update={"resent": entry.resent + 1})
         with redis_errors("ledger"):
-            pipe = self.r.pipeline(transaction=True)
-            pipe.set(f"{KEY}:{entry.task_id}", entry.model_copy(update={"resent": entry.resent + 1}).model_dump_json())
-            pipe.zadd(KEY, {entry.task_id: time.time()})
-            pipe.execute()
+            claimed = self._claim_resend(
+                keys=[KEY, f"{KEY}:{entry.task_id}"],
+                args=[entry.task_id, repr(entry.score), time.time(), again.document()],
+            )
+        return bool(claimed)
 
     def watched(self) -> int:
         with redis_errors("ledger"):

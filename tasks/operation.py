@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from pydantic import BaseModel
 
-from contactq.errors import RETRYABLE, ContactqError, InvalidRequest, Status
+from contactq.errors import RETRYABLE, ContactqError, InvalidRequest, Status, StoreUnavailable
 from contactq.settings import Settings, get_settings
 from protocol.client import Session, WeChatClient
 from protocol.records import contact_record, member_record
@@ -151,6 +151,11 @@ def operation(
 def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
     rt = runtime()
     task_id = str(task.request.id)
+    if rt.ledger.answered(task_id):
+        # A copy of a task that has answered (delivered again after its worker died, or sent again by the bridge's
+        # recovery): answered once is enough, and the first result stays the result.
+        log.info("%s[%s] was answered already; this copy does nothing", spec.op, task_id)
+        raise Ignore()
     execution = f"{task_id}:{uuid.uuid4().hex}"  # this run of the task: two runs of one task id are two executions
     once_key: str | None = None
     result: Result = spec.result()
@@ -203,6 +208,8 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
 def answer_killed(task_name: str, task_id: str, queue: str, args: Sequence[Any], reason: str) -> None:
     """Answer and dead-letter a request whose task was killed at its hard time limit: none of its code runs after."""
     rt = runtime()
+    if rt.ledger.answered(task_id):
+        return  # it finished in time after all
     op = task_name.removeprefix("contactq.")
     raw = args[0] if len(args) == 1 else {"args": list(args)}
     uin = raw.get("uin") if isinstance(raw, dict) else None
@@ -222,7 +229,11 @@ def _answer(rt: Runtime, op: str, task_id: str, account: str, reply: Reply) -> d
     document = reply.document()
     if reply.queue_name:
         rt.outbox.publish_reply(reply.queue_name, task_id, document)
-    rt.ledger.settle(task_id)  # answered: a request the bridge accepted is no longer watched
+    try:
+        rt.ledger.settle(task_id)  # answered: no longer watched, and a copy delivered again does nothing
+    except StoreUnavailable as e:
+        # Not worth a retry, which would answer again: at worst the bridge's recovery sends the request once more.
+        log.warning("%s[%s] answered, but not marked so: %s", op, task_id, e.message)
     rt.counters.add("requests", op, account, str(int(reply.status)))
     log.info("answered %s: status %s %s", task_id, int(reply.status), reply.message)
     return document

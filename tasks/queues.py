@@ -78,7 +78,7 @@ _RESERVED_PREFIXES = ("DLQ.", "ActiveMQ.")
 
 def reply_queue_problem(name: str) -> str | None:
     """Why `name` may not be a request's `queueName`, or None when it may."""
-    if not _PLAIN_QUEUE.match(name):
+    if not _PLAIN_QUEUE.fullmatch(name):
         return "queueName must be a plain queue name: 1 to 200 letters, digits, '.', '_' or '-'"
     if name.startswith(_RESERVED_PREFIXES):
         return f"queueName may not name a dead-letter or broker queue ({name})"

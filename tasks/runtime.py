@@ -51,7 +51,7 @@ class Runtime:
 
     @cached_property
     def ledger(self) -> Ledger:
-        return Ledger(self.redis)
+        return Ledger(self.redis, answered_ttl_s=self.settings.dedupe_window_s)
 
     @cached_property
     def limiter(self) -> RateLimiter:

@@ -133,3 +133,8 @@ def test_constants_that_are_not_json_are_refused(body: str) -> None:
 def test_a_map_number_that_is_not_finite_is_refused() -> None:
     with pytest.raises(InvalidRequest, match="not a JSON number"):
         decode('{"map":{"entry":{"string":"score","double":"NaN"}}}')
+
+
+def test_a_number_beyond_json_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match="beyond a JSON number"):
+        decode('{"uin": "1", "n": 1e400}', {})

@@ -196,7 +196,7 @@ def test_a_request_the_broker_lost_is_sent_again(
     assert (reply["status"], reply["lost"]) == (0, True) and headers["correlation-id"].startswith("ID:")
     with pytest.raises(AssertionError):  # answered once
         amq.take(f"/queue/{answer_to}", timeout_s=2)
-    assert Ledger(stack.r).watched() == 0
+    assert Ledger(stack.r, answered_ttl_s=60).watched() == 0
     assert Counters(stack.r).read()["recovered"] == {("searchContact",): 1}
     record(
         Figures("message lost between BRPOP and unacked", sent=1, replies=1, recovery_s=recovery_s),

@@ -76,6 +76,7 @@ def test_plain_reply_queues_are_taken(name: str) -> None:
         ("/topic/topic.modcontact", "plain queue name"),
         ("a b", "plain queue name"),
         ("q\nx", "plain queue name"),
+        ("reply\n", "plain queue name"),
         ("x" * 201, "plain queue name"),
         ("DLQ.contactq", "dead-letter"),
         ("ActiveMQ.Advisory.Queue", "dead-letter"),

@@ -1,0 +1,32 @@
+"""The once-only lease of friend requests, against the real Redis."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from contactq.errors import InProgress
+from tasks.guards import Once
+
+
+def test_another_task_waits_only_its_own_wait(store_redis: redis.Redis) -> None:
+    once = Once(store_redis, window_s=60, lease_s=30)
+    key = once.key("addContact", "1", ("v1",))
+    # ActiveMQ's message ids hold colons: the holder is told apart by everything before the execution's token.
+    assert once.claim(key, "ID:vm-1:1:1:1:1:aaaa", wait_s=0.2) is None
+    start = time.monotonic()
+    with pytest.raises(InProgress, match="ID:vm-1:1:1:1:1$"):
+        once.claim(key, "ID:vm-1:1:1:1:2:bbbb", wait_s=0.2)
+    assert time.monotonic() - start < 2
+
+
+def test_an_outcome_is_shared_and_a_released_claim_is_free(store_redis: redis.Redis) -> None:
+    once = Once(store_redis, window_s=60, lease_s=30)
+    key = once.key("addContact", "1", ("v1",))
+    assert once.claim(key, "t1:a", wait_s=0.2) is None
+    once.release(key, "t1:a")
+    assert once.claim(key, "t2:b", wait_s=0.2) is None
+    once.done(key, {"status": 0, "message": "", "result": {}})
+    assert once.claim(key, "t3:c", wait_s=0.2) == {"status": 0, "message": "", "result": {}}
