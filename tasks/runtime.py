@@ -61,4 +61,4 @@ class Runtime:
     def once(self) -> Once:
         # The lease outlasts what one execution may take between its claim and its outcome: a WeChat call that times
         # out, and the Redis writes after it.
-        return Once(self.redis, self.settings.dedupe_window_s, lease_s=int(3 * self.settings.wechat_timeout_s) + 5)
+        return Once(self.redis, self.settings.dedupe_window_s, lease_s=int(self.settings.wechat_timeout_s) + 10)
