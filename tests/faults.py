@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
+
+# kombu's JSON type markers, which its decoder turns into Python objects (or refuses, for an unknown type).
+KOMBU_MARKERS: list[Any] = [
+    {"__type__": "date", "__value__": "2020-01-01"},
+    {"__type__": "datetime", "__value__": "2020-01-01T00:00:00"},
+    {"__type__": "bytes", "__value__": "abc"},
+    {"__type__": "uuid", "__value__": "00000000-0000-0000-0000-000000000001"},
+    {"__type__": "decimal", "__value__": "1.5"},
+    {"__type__": "no-such-type", "__value__": 1},
+]
 
 
 @dataclass(frozen=True)

@@ -24,21 +24,11 @@ from tasks.outbox import Outbox
 from tasks.store import AccountRegistry
 from tests.bridge.conftest import BridgeProcess, Stomp
 from tests.brokers import BROKER
-from tests.faults import Figures, record
+from tests.faults import KOMBU_MARKERS, Figures, record
 from tests.stack import ACCOUNT_A, Stack, Tap, Worker, caller_app
 
 A = ACCOUNT_A
 DLQ = "/queue/DLQ.contactq"
-
-# kombu's JSON type markers, which its decoder turns into Python objects (or refuses, for an unknown type).
-POISON: list[Any] = [
-    {"__type__": "date", "__value__": "2020-01-01"},
-    {"__type__": "datetime", "__value__": "2020-01-01T00:00:00"},
-    {"__type__": "bytes", "__value__": "abc"},
-    {"__type__": "uuid", "__value__": "00000000-0000-0000-0000-000000000001"},
-    {"__type__": "decimal", "__value__": "1.5"},
-    {"__type__": "no-such-type", "__value__": 1},
-]
 
 
 def search(answer_to: str, **fields: Any) -> dict[str, Any]:
@@ -63,7 +53,7 @@ def test_type_markers_in_every_field_position_are_data(amq: Stomp, stack: Stack)
     amq.listen(DLQ)
     # In an unknown field, nested in a list and a map, in the searched userName, and as the uin itself.
     bodies: list[tuple[dict[str, Any], int]] = []
-    for marker in POISON:
+    for marker in KOMBU_MARKERS:
         bodies += [
             (search(answer_to, extra=marker), 0),
             (search(answer_to, nested={"list": [1, marker], "map": {"m": marker}}), 0),

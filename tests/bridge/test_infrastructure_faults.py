@@ -205,6 +205,26 @@ def normal_traffic(own: OwnStack, amq: Stomp, count: int = 5) -> int:
     return sum(seen.values())
 
 
+def count_everything(
+    own: OwnStack, amq: Stomp, answer_to: str, requests: list[dict[str, Any]], case: str, since: float | None = None
+) -> None:
+    """Every search answered (by number) and both friend requests answered, each friend request sent to WeChat once,
+    and ordinary traffic flowing after: recorded as `case`, with the time from `since` to the last reply."""
+    seen, last_at = collect(amq, answer_to, set(range(len(requests))), timeout_s=120)
+    added = amq.take_json(f"/queue/{answer_to}.adds", count=len(MANUAL), timeout_s=60)
+    own.sim.set_faults()
+    assert all(reply["status"] == 0 for _, reply in added)
+    assert sends_to_wechat(own) == Counter(MANUAL.values())  # each friend request reached WeChat once
+    figures = Figures(
+        case,
+        sent=len(requests) + len(MANUAL),
+        replies=sum(seen.values()) + len(added),
+        wechat_sends=sum(sends_to_wechat(own).values()),
+        recovery_s=None if since is None else last_at - since,
+    )
+    record(figures, normal_after=normal_traffic(own, amq))
+
+
 def test_redis_restarted_loses_and_doubles_nothing(own: OwnStack) -> None:
     own.reset()
     answer_to = f"queue.reply.restart.{os.getpid()}"
@@ -231,21 +251,7 @@ def test_redis_restarted_loses_and_doubles_nothing(own: OwnStack) -> None:
     back_at = time.monotonic()
     sender.join()
     try:
-        seen, last_at = collect(amq, answer_to, set(range(len(requests))), timeout_s=120)
-        added = amq.take_json(f"/queue/{answer_to}.adds", count=2, timeout_s=60)
-        own.sim.set_faults()
-        assert all(reply["status"] == 0 for _, reply in added)
-        assert sends_to_wechat(own) == Counter(MANUAL.values())  # each friend request reached WeChat once
-        record(
-            Figures(
-                "Redis restarted (append-only file)",
-                sent=len(requests) + 2,
-                replies=sum(seen.values()) + len(added),
-                wechat_sends=sum(sends_to_wechat(own).values()),
-                recovery_s=last_at - back_at,
-            ),
-            normal_after=normal_traffic(own, amq),
-        )
+        count_everything(own, amq, answer_to, requests, "Redis restarted (append-only file)", since=back_at)
     finally:
         own.sim.set_faults()
         amq.close()
@@ -307,17 +313,6 @@ def test_bridge_killed_loses_and_doubles_nothing(own: OwnStack) -> None:
             own.bridge.start()
     try:
         own.bridge.wait_connected(times=2)
-        seen, last_at = collect(amq, answer_to, set(range(len(requests))), timeout_s=120)
-        added = amq.take_json(f"/queue/{answer_to}.adds", count=2, timeout_s=60)
-        assert sends_to_wechat(own) == Counter(MANUAL.values())
-        record(
-            Figures(
-                "bridge SIGKILL mid-traffic",
-                sent=len(requests) + 2,
-                replies=sum(seen.values()) + len(added),
-                wechat_sends=sum(sends_to_wechat(own).values()),
-            ),
-            normal_after=normal_traffic(own, amq),
-        )
+        count_everything(own, amq, answer_to, requests, "bridge SIGKILL mid-traffic")
     finally:
         amq.close()

@@ -11,16 +11,9 @@ from kombu.serialization import dumps as kombu_dumps
 from kombu.serialization import loads as kombu_loads
 
 from tasks import plainjson
+from tests.faults import KOMBU_MARKERS
 
-MARKERS: list[Any] = [
-    {"__type__": "date", "__value__": "2020-01-01"},
-    {"__type__": "datetime", "__value__": "2020-01-01T00:00:00"},
-    {"__type__": "uuid", "__value__": "00000000-0000-0000-0000-000000000000"},
-    {"__type__": "decimal", "__value__": "1.5"},
-    {"__type__": "bytes", "__value__": "abc"},
-    {"__type__": "no-such-type", "__value__": 1},
-    {"deep": [{"__type__": "time", "__value__": "10:00:00"}]},
-]
+MARKERS: list[Any] = [*KOMBU_MARKERS, {"deep": [{"__type__": "time", "__value__": "10:00:00"}]}]
 
 
 @pytest.mark.parametrize("value", MARKERS)
