@@ -316,3 +316,78 @@ def test_bridge_killed_loses_and_doubles_nothing(own: OwnStack) -> None:
         count_everything(own, amq, answer_to, requests, "bridge SIGKILL mid-traffic")
     finally:
         amq.close()
+
+
+class DelayingProxy:
+    """A TCP proxy to ActiveMQ's STOMP port that, while `delay_s` is set, holds what ActiveMQ sends (receipts among
+    it) for that long: late receipts, as a slow or congested broker gives them."""
+
+    def __init__(self, target_port: int = 61613) -> None:
+        self.target_port = target_port
+        self.delay_s = 0.0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.server.getsockname()[1])
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self.server.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                client, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, from_broker: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if from_broker and self.delay_s:
+                    time.sleep(self.delay_s)
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                s.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.close()
+
+
+def test_late_receipts_answer_at_least_once_under_one_correlation_id(own: OwnStack) -> None:
+    own.reset()
+    proxy = DelayingProxy()
+    own.bridge.stop()
+    # A bridge that waits 1 s for a receipt, behind the proxy.
+    slow = BridgeProcess(
+        env=own.env | {"CONTACTQ_ACTIVEMQ_STOMP_PORT": str(proxy.port), "CONTACTQ_BRIDGE_RECEIPT_TIMEOUT_S": "1"}
+    )
+    slow.start()
+    answer_to = f"queue.reply.late.{os.getpid()}"
+    amq = Stomp()
+    amq.listen(f"/queue/{answer_to}")
+    try:
+        slow.wait_connected()
+        proxy.delay_s = 1.5  # every receipt comes after the bridge stopped waiting for it
+        requests = searches(answer_to, 10)
+        for request in requests:
+            amq.send(own.queue("searchContact"), json.dumps(request))
+        time.sleep(6)
+        proxy.delay_s = 0
+        seen, _ = collect(amq, answer_to, set(range(len(requests))), timeout_s=60)
+        record(
+            Figures("late STOMP receipts (1.5 s, timeout 1 s)", sent=len(requests), replies=sum(seen.values())),
+            normal_after=normal_traffic(own, amq),
+        )
+    finally:
+        amq.close()
+        slow.stop()
+        proxy.close()
+        own.bridge.start()
+        own.bridge.wait_connected(times=own.bridge.log().count("requests: connected to ActiveMQ") + 1)
