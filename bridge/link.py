@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +49,7 @@ class Link(stomp.ConnectionListener):  # type: ignore[misc]
         )
         self.conn.set_listener(name, self)
         self.connected = threading.Event()
+        self.connected_at = 0.0  # epoch seconds of the last connection
         self._receipts: dict[str, tuple[threading.Event, list[str]]] = {}
         self._lock = threading.Lock()
 
@@ -64,6 +66,7 @@ class Link(stomp.ConnectionListener):  # type: ignore[misc]
                 if self._on_connected is not None:
                     self._on_connected(self)
                 if self.conn.is_connected():  # not lost again while subscribing
+                    self.connected_at = time.time()
                     self.connected.set()
                     log.info("%s: connected to ActiveMQ", self.name)
                     delay_s = 0.5

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
 import socket
 import threading
+import time
 from typing import Any
 
 import redis
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_KEY = "contactq:bridge:"
 HEARTBEAT_S = 30
+_LOOK_S = 0.2
 
 # Headers ActiveMQ sets on a delivered MESSAGE; every other one is the producer's and travels on to the DLQ.
 _DELIVERY_HEADERS = {
@@ -91,20 +94,36 @@ class Bridge:
         for thread in threads:
             thread.start()
         log.info("bridge for servers %s ready", self.settings.servers)
-        while not self.stop.wait(HEARTBEAT_S / 3):
-            self._heartbeat()
+        reported: dict[str, object] = {}
+        reported_at = 0.0
+        while not self.stop.wait(_LOOK_S):
+            # At once when a link connects or drops (what `make up` and the tests wait on), else every 10 s.
+            state = self._state()
+            if state != reported or time.monotonic() - reported_at >= HEARTBEAT_S / 3:
+                self._heartbeat(state)
+                reported, reported_at = state, time.monotonic()
         for thread in threads:
             thread.join(timeout=15)
+        with contextlib.suppress(redis.RedisError):
+            self.store.delete(self._heartbeat_key)  # gone: doctor and `make up` wait for no stale report
 
-    def _heartbeat(self) -> None:
-        """What `contactq doctor` reads: this bridge is alive, and whether its links are connected."""
-        state = {
+    @property
+    def _heartbeat_key(self) -> str:
+        return f"{HEARTBEAT_KEY}{socket.gethostname()}:{os.getpid()}"
+
+    def _state(self) -> dict[str, object]:
+        return {
             "requests": self.requests.connected.is_set(),
             "replies": self.out.connected.is_set(),
+            # When the requests link last connected: a reconnection is told from a state that never changed.
+            "connected_at": self.requests.connected_at,
             "servers": {str(k): v for k, v in self.settings.servers.items()},
         }
+
+    def _heartbeat(self, state: dict[str, object]) -> None:
+        """What `contactq doctor` reads: this bridge is alive, and whether its links are connected."""
         try:
-            self.store.set(f"{HEARTBEAT_KEY}{socket.gethostname()}:{os.getpid()}", json.dumps(state), ex=HEARTBEAT_S)
+            self.store.set(self._heartbeat_key, json.dumps(state), ex=HEARTBEAT_S)
         except redis.RedisError as e:
             log.warning("heartbeat not written: %s", e)
 

@@ -15,13 +15,20 @@ start() {  # name, then the environment and command
   echo $! >"$RUN/$name.pid"
 }
 
-wait_for() {  # name, text in its log
-  for _ in $(seq 600); do
-    grep -q "$2" "$RUN/$1.log" && return 0
-    alive "$1" || { echo "$1 failed:"; tail -20 "$RUN/$1.log"; return 1; }
-    sleep 0.1
+ready() {  # until `contactq doctor` passes: Redis, the broker, ActiveMQ, a worker per child, the bridge connected
+  for _ in $(seq 120); do
+    "$BIN/contactq" doctor >"$RUN/doctor.out" 2>&1 && return 0
+    for name in worker-1 worker-2 bridge flower; do
+      alive "$name" || { echo "$name failed:"; tail -20 "$RUN/$name.log"; return 1; }
+    done
+    sleep 0.5
   done
-  echo "$1 did not get ready; see $RUN/$1.log"; return 1
+  echo "contactq did not get ready:"; cat "$RUN/doctor.out"; return 1
+}
+
+listening() {  # port
+  for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "nothing listens on $1; see $RUN/flower.log"; return 1
 }
 
 up() {
@@ -29,10 +36,8 @@ up() {
   start worker-2 CONTACTQ_CHILD_IDS=2 "$BIN/contactq" worker
   start bridge "$BIN/contactq" bridge
   start flower "$BIN/contactq" flower
-  wait_for worker-1 " ready."
-  wait_for worker-2 " ready."
-  wait_for bridge "requests: connected to ActiveMQ"
-  wait_for flower "Visit me at"
+  ready
+  listening "${CONTACTQ_FLOWER_PORT:-5555}"
   echo "contactq is up: workers for server 1 children 1 and 2, the ActiveMQ bridge (STOMP 127.0.0.1:61613),"
   echo "Flower on http://127.0.0.1:${CONTACTQ_FLOWER_PORT:-5555}/"
   echo "logs in $RUN/; stop with: make down"

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import stomp
 
+from bridge.service import HEARTBEAT_KEY
 from tests.stack import ROOT, Stack, Worker
 
 
@@ -51,12 +53,17 @@ class BridgeProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_connected(self, times: int = 1, timeout_s: float = 60) -> None:
+    def wait_connected(self, after: float = 0.0, timeout_s: float = 60) -> None:
+        """Until the bridge reports (its heartbeat in Redis) both links connected, the requests link since `after`."""
+        assert self.proc is not None
+        store = redis.Redis.from_url(self.env["CONTACTQ_STORE_URL"], decode_responses=True)
+        key = f"{HEARTBEAT_KEY}{socket.gethostname()}:{self.proc.pid}"
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.log().count("requests: connected to ActiveMQ") >= times:
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            state = json.loads(store.get(key) or "{}")
+            if state.get("requests") and state.get("replies") and state.get("connected_at", 0) > after:
                 return
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise RuntimeError(f"the bridge did not connect:\n{self.log()[-3000:]}")
 
     def stop(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 from tasks.metrics import Counters
@@ -107,8 +108,9 @@ def test_nothing_is_lost_while_activemq_is_down(amq: Stomp, stack: Stack, bridge
         )
         assert reply["status"] == 0
     finally:
+        restarted_at = time.time()
         activemq("up")
-    bridge.wait_connected(times=2)
+    bridge.wait_connected(after=restarted_at)
     client = Stomp()
     try:
         client.listen("/queue/queue.reply.while-down")

@@ -312,7 +312,7 @@ def test_bridge_killed_loses_and_doubles_nothing(own: OwnStack) -> None:
             own.bridge.proc.wait(timeout=10)
             own.bridge.start()
     try:
-        own.bridge.wait_connected(times=2)
+        own.bridge.wait_connected()
         count_everything(own, amq, answer_to, requests, "bridge SIGKILL mid-traffic")
     finally:
         amq.close()
@@ -390,4 +390,4 @@ def test_late_receipts_answer_at_least_once_under_one_correlation_id(own: OwnSta
         slow.stop()
         proxy.close()
         own.bridge.start()
-        own.bridge.wait_connected(times=own.bridge.log().count("requests: connected to ActiveMQ") + 1)
+        own.bridge.wait_connected()
