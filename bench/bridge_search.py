@@ -43,6 +43,7 @@ from contactq.settings import get_settings  # noqa: E402
 from protocol.fixture import load_fixture  # noqa: E402
 from protocol.simulated import SimulatedWeChat  # noqa: E402
 from tasks.search_contact import search_contact  # noqa: E402
+from tests.bridge.conftest import BridgeProcess  # noqa: E402
 from tests.stack import Worker  # noqa: E402
 
 settings = get_settings()
@@ -171,13 +172,12 @@ def main(burst: int, sequential: int) -> None:
     SimulatedWeChat(store, 1, [1], prefix=settings.sim_prefix).load(load_fixture(settings.fixture))
     subprocess.run([str(ROOT / "scripts" / "activemq.sh"), "up"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     worker = Worker("bench", [1])
-    bridge = subprocess.Popen(
-        [sys.executable, "-m", "contactq.cli", "bridge"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    bridge = BridgeProcess()
+    bridge.start()
     worker.start()
     try:
         worker.wait_ready()
-        time.sleep(2)  # the bridge subscribes
+        bridge.wait_connected()
         results = {}
         for name, path in (
             ("bridge (STOMP -> bridge -> worker -> STOMP)", bridge_path),
@@ -187,8 +187,7 @@ def main(burst: int, sequential: int) -> None:
             path(200, 20)  # warm-up
             results[name] = path(burst, sequential)
     finally:
-        bridge.terminate()
-        bridge.wait(timeout=20)
+        bridge.stop()
         worker.stop()
     click.echo(f"searchContact, burst of {burst}, then {sequential} one at a time")
     for name, (rate, latencies) in results.items():
