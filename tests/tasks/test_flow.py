@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from kombu import Connection, Queue
+
 from protocol.friend_request import parse_friend_request
-from tests.stack import ACCOUNT_A, ACCOUNT_B, Stack
+from tasks.outbox import events_exchange
+from tests.stack import ACCOUNT_A, ACCOUNT_B, Stack, Tap, Worker, caller_app
 
 A, B = ACCOUNT_A, ACCOUNT_B
 ROOM = "20971512345@chatroom"  # both A and B are in it
@@ -126,3 +129,26 @@ def test_an_account_coming_online_is_synced_and_announced(stack: Stack) -> None:
     # Coming online again while online pushes nothing.
     stack.sim.set_online(A["uin"], True)
     assert stack.events.wait(lambda got: True, quiet_s=1.5) == []
+
+
+def test_the_reserved_topic_announces_chatroom_changes_when_configured(stack: Stack, own_broker: str) -> None:
+    worker = Worker(
+        "modchatroommember", [1], {"CONTACTQ_BROKER_URL": own_broker, "CONTACTQ_EMIT_MODCHATROOMMEMBER": "1"}
+    )
+    worker.start()
+    try:
+        worker.wait_ready()
+        with Connection(own_broker) as conn:
+            events = Tap(conn, Queue("test.own.events", events_exchange(stack.settings), routing_key="topic.#"))
+            change = {"id": "1-0", "uin": A["uin"], "child_id": 1, "kind": "chatroom", "username": ROOM}
+            done = caller_app(own_broker).send_task(
+                "contactq.pushedChange", args=[change], queue="queue.pushedChange_1_1"
+            )
+            assert done.get(timeout=20)["change"] == "chatroom"
+            got = events.wait(lambda got: len(got) >= 2)
+    finally:
+        worker.stop()
+    assert sorted(got) == [
+        ("topic.chatroommember", payload(A, ROOM, 5)),
+        ("topic.modchatroommember", payload(A, ROOM, 5)),
+    ]
