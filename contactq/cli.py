@@ -1,8 +1,8 @@
 """`contactq`: run the services, and the everyday work of an operator and a developer.
 
-Services: `worker`, `bridge`, `flower`, `metrics`, `demo`. Work: `send` an operation (straight to Celery, or through
-ActiveMQ as the Java side would), `watch` the topics, `deadletters list|replay`, steer the simulated WeChat (`sim`),
-and `doctor`.
+Services: `worker`, `bridge`, `flower`, `metrics`, `callbacks`, `demo`. Work: `send` an operation (straight to
+Celery, or through ActiveMQ as the Java side would), `watch` the topics, `deadletters list|replay`, steer the simulated
+WeChat or serve it over the Gewechat API (`sim`), and `doctor`.
 """
 
 from __future__ import annotations
@@ -314,13 +314,10 @@ def replay(message_ids: tuple[str, ...]) -> None:
 
 
 def _sim() -> Any:
-    from protocol.simulated import SimulatedWeChat
-    from tasks import runtime
+    # The simulation's state is shared, whichever backend the workers reach it through (in process, or over HTTP).
+    from protocol.simulated import from_settings
 
-    client = runtime().client
-    if not isinstance(client, SimulatedWeChat):
-        raise click.ClickException("the protocol backend is not the simulated WeChat")
-    return client
+    return from_settings(get_settings())
 
 
 @main.group()
@@ -411,6 +408,39 @@ def faults(latency_ms: int, transient: int, too_frequent: int) -> None:
     """Latency and faults on every WeChat call (all zero: none)."""
     _sim().set_faults(latency_ms=latency_ms, transient=transient, too_frequent=too_frequent)
     click.echo("ok")
+
+
+@sim.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=2531, show_default=True)
+def serve(host: str, port: int) -> None:
+    """Serve the simulation behind the Gewechat API (/v2/api, token CONTACTQ_GEWE_TOKEN), posting callbacks to the
+    URL set with /tools/setCallback; workers reach it with CONTACTQ_PROTOCOL=gewe."""
+    import uvicorn
+
+    from protocol.gewe_server import ServedSimulation, create_app
+
+    settings = get_settings()
+    sim = _sim()  # loads the fixture when there is no simulation yet
+    served = ServedSimulation(sim.r, settings.sim_prefix, settings.sim_page_size, settings.wechat_timeout_s)
+    uvicorn.run(create_app(served, settings.gewe_token_value()), host=host, port=port, log_level="warning")
+
+
+@sim.command()
+def accounts() -> None:
+    """The simulated accounts as CONTACTQ_GEWE_ACCOUNTS (JSON): the mapping the gewe backend needs."""
+    click.echo(json.dumps([a.model_dump() for a in _sim().accounts()]))
+
+
+# -- the Gewechat callbacks ---------------------------------------------------------------------------------------
+
+
+@main.command()
+def callbacks() -> None:
+    """The endpoint Gewechat servers post callbacks to: POST http://CONTACTQ_CALLBACKS_ADDRESS:PORT/callbacks/SECRET."""
+    from contactq.callbacks import serve as serve_callbacks
+
+    serve_callbacks(get_settings())
 
 
 # -- doctor -------------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -25,6 +25,18 @@ class RateLimit(BaseModel):
 
     count: int = Field(gt=0)
     period_s: float = Field(gt=0)
+
+
+class GeweAccount(BaseModel):
+    """A WeChat account logged in on a Gewechat-compatible server: the server's device id (`appId`) for it, and which
+    uin, wxid, protocol server, child and platform account (`loginer`) it is to contactq."""
+
+    app_id: str = Field(min_length=1)
+    uin: str = Field(min_length=1)
+    wxid: str = Field(min_length=1)
+    server_id: int
+    child_id: int
+    loginer: int = 0
 
 
 def _default_rate_limits() -> dict[str, RateLimit]:
@@ -98,6 +110,19 @@ class Settings(BaseSettings):
     sim_page_size: int = 500
     push_block_ms: int = 1000
 
+    # The Gewechat backend (`protocol = "gewe"`): the API base of this worker's server, its token (or a file holding
+    # it), and the accounts of every server, each with its appId.
+    gewe_base_url: str = "http://127.0.0.1:2531/v2/api"
+    gewe_token: SecretStr = SecretStr("")
+    gewe_token_file: Path | None = None
+    gewe_accounts: list[GeweAccount] = Field(default_factory=list)
+    gewe_max_connections: int = 20
+    # The endpoint a Gewechat server posts its callbacks to: `http://{address}:{port}/callbacks/{secret}`.
+    callbacks_address: str = "127.0.0.1"
+    callbacks_port: int = 9809
+    callbacks_secret: SecretStr = SecretStr("")
+    callbacks_max_body_bytes: int = 256 * 1024
+
     # Where replies, events and dead letters go inside the Celery broker.
     events_exchange: str = "contactq.events"
     events_outbox: str = "contactq.outbox.events"
@@ -138,6 +163,12 @@ class Settings(BaseSettings):
     flower_port: int = 5555
     flower_user: str = "admin"
     flower_password: str = "contactq"
+
+    def gewe_token_value(self) -> str:
+        """The Gewechat token: from `gewe_token_file` when set (a mounted secret), else `gewe_token`."""
+        if self.gewe_token_file is not None:
+            return self.gewe_token_file.read_text().strip()
+        return self.gewe_token.get_secret_value()
 
     @model_validator(mode="after")
     def _autoscale_bounds(self) -> Settings:

@@ -121,14 +121,16 @@ class ContactPage(BaseModel):
 
 
 class PushedChange(BaseModel):
-    """A change WeChat pushes to an account: a contact added or changed, deleted, a chatroom changed, or the account
-    came online (`login`, `username` is the account's own wxid)."""
+    """A change WeChat pushes to an account: a contact added or changed, deleted, a chatroom changed, the account
+    came online (`login`, `username` is the account's own wxid), or a friend request arrived (`request`, `username`
+    is the sender, `content` the request's `<msg>` XML)."""
 
     id: str
     uin: str
     child_id: int
-    kind: Literal["contact", "deleted", "chatroom", "login"]
+    kind: Literal["contact", "deleted", "chatroom", "login", "request"]
     username: str
+    content: str = ""
 
 
 class WeChatClient(Protocol):

@@ -36,6 +36,13 @@ class Account(Person):
     child_id: int
     loginer: int
     online: bool = True
+    # The device id a Gewechat-compatible server knows the account by, when the simulation is served over its API.
+    app_id: str = ""
+
+    @model_validator(mode="after")
+    def _default_app_id(self) -> Account:
+        self.app_id = self.app_id or f"wx_sim_{self.uin}"
+        return self
 
 
 class Friendship(BaseModel):

@@ -5,9 +5,10 @@ the demo steer it from Python (`rename`, `delete_account`, `add_member`, `set_fa
 to an account land on a Redis stream per protocol-server child, read with `receive_changes`.
 
 Keys, all under the configured prefix (default `simwx:`): `person:{wxid}` (JSON), `account:{uin}` (hash),
-`uin:{wxid}`, `find:{alias|phone|qq}`, `contacts:{wxid}` (zset: contact -> sequence), `remarks:{wxid}` (hash),
-`chatroom:{id}` (JSON), `v1:{v1}` and `ticket:{v2}`, `pending:{wxid}` (hash: sender -> request), `log:verify`
-(every friend request sent or accepted), `faults` (hash), `push:{server}:{child}` (stream).
+`uin:{wxid}`, `app:{appId}` (uin), `find:{alias|phone|qq}`, `contacts:{wxid}` (zset: contact -> sequence),
+`remarks:{wxid}` (hash), `chatroom:{id}` (JSON), `v1:{v1}` and `ticket:{v2}`, `pending:{wxid}` (hash: sender ->
+request), `log:verify` (every friend request sent or accepted), `faults` (hash), `push:{server}:{child}` (stream, see
+protocol.pushstream).
 """
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import redis
-from pydantic import ValidationError
 
-from contactq.errors import NotOnline, StoreUnavailable
-from contactq.settings import Settings
+from contactq.errors import NotOnline
+from contactq.settings import GeweAccount, Settings
 from protocol.client import (
     ChatroomMember,
     ContactPage,
@@ -39,10 +39,8 @@ from protocol.client import (
 from protocol.fixture import Account, Chatroom, Fixture, Person, load_fixture
 from protocol.friend_request import FriendRequest, friend_request_xml
 from protocol.pinyin import initials, quan_pin
+from protocol.pushstream import MAXLEN, PushStreams, entry, redis_errors, stream_key
 
-GROUP = "contactq"
-ORPHAN_IDLE_MS = 60_000
-PUSH_STREAM_MAXLEN = 100_000
 _LOAD_BATCH = 1000
 
 # Takes one fault token, if any is set, and returns the latency to add: one round trip per simulated call.
@@ -63,12 +61,8 @@ return {tonumber(f[1] or '0') or 0, ''}
 """
 
 
-@contextmanager
-def _redis_errors() -> Iterator[None]:
-    try:
-        yield
-    except redis.RedisError as e:
-        raise StoreUnavailable(f"simulated WeChat state unavailable: {e}") from e
+def _redis_errors() -> AbstractContextManager[None]:
+    return redis_errors("simulated WeChat state")
 
 
 class _Account(Session):
@@ -99,7 +93,7 @@ class SimulatedWeChat:
         self.page_size = page_size
         self.timeout_s = timeout_s
         self.lock_key = f"{prefix}loading"
-        self._groups: set[str] = set()
+        self.pushes = PushStreams(client, prefix, server_id)
         self._take_fault = client.register_script(_TAKE_FAULT)
 
     # -- the WeChatClient interface -----------------------------------------------------------------------------
@@ -226,52 +220,10 @@ class SimulatedWeChat:
         return [self._member(m, json.loads(d), room) for m, d in zip(room["members"], docs, strict=True) if d]
 
     def receive_changes(self, child_id: int, consumer: str, block_ms: int) -> list[PushedChange]:
-        stream = f"{self.p}push:{self.server_id}:{child_id}"
-        with _redis_errors():
-            self._ensure_group(stream)
-            try:
-                entries = self._read(stream, consumer, block_ms)
-            except redis.ResponseError as e:
-                if "NOGROUP" not in str(e):
-                    raise
-                self._groups.discard(stream)  # the simulation was reset: the group is made again next time
-                return []
-        changes = []
-        for entry_id, fields in entries:
-            try:
-                changes.append(PushedChange(id=entry_id, child_id=child_id, **fields))
-            except (ValidationError, TypeError):
-                # Nothing a task could act on: acknowledged here, so that it does not block the entries after it.
-                self.ack_changes(child_id, [entry_id])
-        return changes
-
-    def _read(self, stream: str, consumer: str, block_ms: int) -> list[Any]:
-        """First what this consumer took and never acknowledged, then what a consumer that is gone left behind for a
-        minute, then what is new."""
-        entries = self.r.xreadgroup(GROUP, consumer, {stream: "0"}, count=100)
-        entries = entries[0][1] if entries else []
-        if not entries:
-            entries = self.r.xautoclaim(stream, GROUP, consumer, min_idle_time=ORPHAN_IDLE_MS, count=100)[1]
-        if not entries:
-            replies = self.r.xreadgroup(GROUP, consumer, {stream: ">"}, count=100, block=block_ms)
-            entries = replies[0][1] if replies else []
-        return list(entries)
-
-    def _ensure_group(self, stream: str) -> None:
-        """The consumer group, created once per stream (and again after a reset deleted it: see receive_changes)."""
-        if stream in self._groups:
-            return
-        try:
-            self.r.xgroup_create(stream, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as e:
-            if "BUSYGROUP" not in str(e):
-                raise
-        self._groups.add(stream)
+        return self.pushes.receive(child_id, consumer, block_ms)
 
     def ack_changes(self, child_id: int, ids: Sequence[str]) -> None:
-        if ids:
-            with _redis_errors():
-                self.r.xack(f"{self.p}push:{self.server_id}:{child_id}", GROUP, *ids)
+        self.pushes.ack(child_id, ids)
 
     # -- steering the simulation: fixtures, faults and the changes WeChat pushes ----------------------------------
 
@@ -300,7 +252,7 @@ class SimulatedWeChat:
             for room in fixture.chatrooms:
                 self._put_room(room)
             for req in fixture.pending_requests:
-                self._request(req.sender, req.to, req.content, req.scene, "")
+                self._request(req.sender, req.to, req.content, req.scene, "", push=False)
 
     def load_file(self, path: Path | None) -> None:
         self.load(load_fixture(path))
@@ -370,6 +322,33 @@ class SimulatedWeChat:
         """Every friend request sent or accepted: [uin, opcode, other wxid, scene]."""
         return [json.loads(row) for row in self.r.lrange(f"{self.p}log:verify", 0, -1)]
 
+    def accounts(self) -> list[GeweAccount]:
+        """Every account, with the appId it has when the simulation is served over the Gewechat API."""
+        with _redis_errors():
+            rows = [self.r.hgetall(f"{self.p}account:{uin}") for uin in sorted(self.r.smembers(f"{self.p}accounts"))]
+        return [GeweAccount.model_validate(row) for row in rows if row]
+
+    def uin_of_app(self, app_id: str) -> str | None:
+        with _redis_errors():
+            uin = self.r.get(f"{self.p}app:{app_id}")
+        return str(uin) if uin else None
+
+    def placement(self, uin: str) -> Session | None:
+        """Where the account is logged in, online or not."""
+        with _redis_errors():
+            found = self._account(uin)
+        return found.session() if found else None
+
+    def nickname(self, wxid: str) -> str:
+        with _redis_errors():
+            return str(self._person(wxid)["nickname"])
+
+    def wxid_of_v1(self, v1: str) -> str | None:
+        """Whom an encryptusername (v1) this simulation issued stands for."""
+        with _redis_errors():
+            wxid = self.r.get(f"{self.p}v1:{v1}")
+        return str(wxid) if wxid else None
+
     def contacts_of(self, wxid: str) -> list[str]:
         return list(self.r.zrange(f"{self.p}contacts:{wxid}", 0, -1))
 
@@ -428,6 +407,7 @@ class SimulatedWeChat:
     def _put_account(self, pipe: Any, account: Account) -> None:
         pipe.sadd(f"{self.p}accounts", account.uin)
         pipe.set(f"{self.p}uin:{account.wxid}", account.uin)
+        pipe.set(f"{self.p}app:{account.app_id}", account.uin)
         pipe.hset(
             f"{self.p}account:{account.uin}",
             mapping={
@@ -437,6 +417,7 @@ class SimulatedWeChat:
                 "child_id": account.child_id,
                 "loginer": account.loginer,
                 "online": "1" if account.online else "0",
+                "app_id": account.app_id,
             },
         )
 
@@ -528,7 +509,9 @@ class SimulatedWeChat:
             raise error_for_code(-3, "the v2 ticket was not issued to this account for this user")
         return str(target)
 
-    def _request(self, sender: str, to: str, content: str, scene: int, chatroom: str) -> None:
+    def _request(self, sender: str, to: str, content: str, scene: int, chatroom: str, push: bool = True) -> None:
+        """`sender` asks `to` to be friends: the request waits for `to`, and is pushed to them as WeChat does (a
+        fixture's requests were pushed before the simulation began)."""
         person = self._person(sender)
         request = FriendRequest(
             fromusername=sender,
@@ -550,6 +533,8 @@ class SimulatedWeChat:
             chatroomusername=chatroom,
         )
         self.r.hset(f"{self.p}pending:{to}", sender, request.model_dump_json())
+        if push:
+            self._push(to, "request", sender, friend_request_xml(request))
 
     def _accept(self, me: Session, v1: str, v2: str) -> str:
         sender = self.r.get(f"{self.p}v1:{v1}")
@@ -576,7 +561,7 @@ class SimulatedWeChat:
         accounts = [self.r.hget(f"{self.p}account:{uin}", "wxid") for uin in self.r.smembers(f"{self.p}accounts")]
         return [a for a in accounts if a and self.r.zscore(f"{self.p}contacts:{a}", wxid) is not None]
 
-    def _push(self, account_wxid: str, kind: str, username: str) -> None:
+    def _push(self, account_wxid: str, kind: str, username: str, content: str = "") -> None:
         """What WeChat pushes to an account; nothing when `account_wxid` is not an operated account."""
         uin = self.r.get(f"{self.p}uin:{account_wxid}")
         if uin is None:
@@ -585,9 +570,9 @@ class SimulatedWeChat:
         if session is None:
             return
         self.r.xadd(
-            f"{self.p}push:{session.server_id}:{session.child_id}",
-            {"uin": uin, "kind": kind, "username": username},
-            maxlen=PUSH_STREAM_MAXLEN,
+            stream_key(self.p, session.server_id, session.child_id),
+            entry(uin, kind, username, content),
+            maxlen=MAXLEN,
             approximate=True,
         )
 

@@ -42,5 +42,6 @@ def add_new(call: Call, req: AddNew) -> Accepted:
         ),
     )
     call.refresh([friend])
+    call.store.drop_friend_request(req.uin, call.session.wxid, friend)
     call.announce("modcontact", [friend])
     return Accepted(field=friend)

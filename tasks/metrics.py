@@ -35,6 +35,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "dead_lettered": ("Messages dead-lettered, by where they were refused.", ("source",)),
     "bridge_reconnections": ("Connections to ActiveMQ lost or refused, by bridge link.", ("link",)),
     "recovered": ("Requests the Celery broker lost, sent again by the bridge.", ("op",)),
+    "callbacks": (
+        "Callbacks posted by protocol servers, by type and outcome (see contactq.callbacks).",
+        ("type", "outcome"),
+    ),
 }
 
 

@@ -6,6 +6,7 @@ from typing import Literal
 
 from contactq.errors import NotFound
 from protocol.client import PushedChange
+from protocol.friend_request import parse_friend_request
 from tasks.messages import Result
 from tasks.operation import Call, operation
 from tasks.queues import PUSHED_CHANGE
@@ -14,7 +15,7 @@ from tasks.sync_contact import full_sync
 
 class Handled(Result):
     field: str = ""
-    change: Literal["", "modified", "accepted", "chatroom", "deleted", "login"] = ""
+    change: Literal["", "modified", "accepted", "chatroom", "deleted", "login", "request"] = ""
     contacts: int = 0  # after a login: the contacts its sync stored
 
 
@@ -23,8 +24,12 @@ def pushed_change(call: Call, change: PushedChange) -> Handled:
     """Bring a change WeChat pushed into the store and announce it: a contact changed or a new friend
     (topic.modcontact; and topic.modifycontact when a chatroom member accepted addChatRoomContact's request), a
     chatroom changed (topic.chatroommember), one gone (topic.delcontact), or the account came online (a full sync,
-    topic.getcontact per contact)."""
+    topic.getcontact per contact). A received friend request is kept for the platform to accept (addNew)."""
     uin, wxid = call.session.uin, call.session.wxid
+    if change.kind == "request":
+        request = parse_friend_request(change.content)  # refused (and dead-lettered) unless the XML is safe
+        call.store.put_friend_request(uin, wxid, request.fromusername, change.content)
+        return Handled(field=request.fromusername, change="request")
     if change.kind == "login":
         # The seed's login initialisation: the account's contacts, each announced on topic.getcontact.
         call.rt.registry.register([call.session])

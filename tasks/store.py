@@ -3,6 +3,7 @@
 `{uin}:wechatContact:{account wxid}`   HASH contact wxid (or `…@chatroom`) -> contact record JSON
 `{uin}:chatroomMember:{chatroom id}`   HASH member wxid -> member record JSON
 `contactq:account:{uin}`               HASH uin, wxid, server_id, child_id, loginer
+`{uin}:wechatFriendRequest:{wxid}`     HASH sender wxid -> the received friend request's `<msg>` XML, until accepted
 `contactq:awaiting:{uin}:{wxid}`       a chatroom member the account sent a friend request to (addChatRoomContact)
 """
 
@@ -35,6 +36,10 @@ def contact_key(uin: str, account_wxid: str) -> str:
 
 def members_key(uin: str, chatroom: str) -> str:
     return f"{uin}:chatroomMember:{chatroom}"
+
+
+def requests_key(uin: str, account_wxid: str) -> str:
+    return f"{uin}:wechatFriendRequest:{account_wxid}"
 
 
 def _dumps(record: dict[str, Any]) -> str:
@@ -101,6 +106,19 @@ class ContactStore:
     def acceptance_announced(self, uin: str, username: str) -> None:
         with redis_errors("contact store"):
             self.r.delete(f"contactq:awaiting:{uin}:{username}")
+
+    def put_friend_request(self, uin: str, account_wxid: str, sender: str, xml: str) -> None:
+        """A friend request the account received, kept as WeChat delivered it for the platform to answer (addNew)."""
+        with redis_errors("contact store"):
+            self.r.hset(requests_key(uin, account_wxid), sender, xml)
+
+    def friend_requests(self, uin: str, account_wxid: str) -> dict[str, str]:
+        with redis_errors("contact store"):
+            return dict(self.r.hgetall(requests_key(uin, account_wxid)))
+
+    def drop_friend_request(self, uin: str, account_wxid: str, sender: str) -> None:
+        with redis_errors("contact store"):
+            self.r.hdel(requests_key(uin, account_wxid), sender)
 
     def members(self, uin: str, chatroom: str) -> dict[str, dict[str, Any]]:
         with redis_errors("contact store"):
