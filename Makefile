@@ -16,10 +16,12 @@ down:
 	scripts/stack.sh down
 	scripts/activemq.sh down
 
-# Everything on the Redis broker, then the end-to-end tests again with Celery on RabbitMQ.
+# Everything on the Redis broker, then the end-to-end tests again with Celery on RabbitMQ, and again with the workers
+# reaching the simulated WeChat over the Gewechat HTTP API.
 test: venv redis rabbitmq activemq chromium lint
 	$(BIN)/pytest
 	CONTACTQ_TEST_BROKER=rabbitmq $(BIN)/pytest tests/tasks tests/bridge
+	CONTACTQ_TEST_PROTOCOL=gewe $(BIN)/pytest tests/tasks tests/bridge
 
 lint: venv
 	$(BIN)/ruff check .

@@ -26,6 +26,8 @@ import logging
 
 import redis
 import uvicorn
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -154,6 +156,13 @@ def create_app(settings: Settings, store: redis.Redis) -> Starlette:
 
 
 def serve(settings: Settings) -> None:
-    store = redis.Redis.from_url(settings.store_url, decode_responses=True)
+    # Fail fast when Redis is away: the server posts the callback again, and waits on nobody meanwhile.
+    store = redis.Redis.from_url(
+        settings.store_url,
+        decode_responses=True,
+        socket_timeout=2,
+        socket_connect_timeout=1,
+        retry=Retry(NoBackoff(), 1),
+    )
     app = create_app(settings, store)
     uvicorn.run(app, host=settings.callbacks_address, port=settings.callbacks_port, log_level="warning")

@@ -7,6 +7,7 @@ import os
 import uuid
 
 from tests.brokers import broker_url, drop, empty
+from tests.servers import gewe_accounts_json
 
 # Before contactq is imported: its settings are read once, at import.
 TEST_ENV = {
@@ -25,14 +26,31 @@ TEST_ENV = {
     # A request the broker lost is looked for after 2 s, not 30.
     "CONTACTQ_LEDGER_OVERDUE_S": "2",
 }
+# CONTACTQ_TEST_PROTOCOL=gewe: the workers reach the simulated WeChat over the Gewechat HTTP API (`contactq sim
+# serve`), and its callbacks come back through `contactq callbacks`.
+GEWE = os.environ.get("CONTACTQ_TEST_PROTOCOL") == "gewe"
+if GEWE:
+    from tests.servers import free_port
+
+    SIM_PORT, CALLBACKS_PORT = free_port(), free_port()
+    TEST_ENV |= {
+        "CONTACTQ_PROTOCOL": "gewe",
+        "CONTACTQ_GEWE_BASE_URL": f"http://127.0.0.1:{SIM_PORT}/v2/api",
+        "CONTACTQ_GEWE_TOKEN": "test-token",
+        "CONTACTQ_GEWE_ACCOUNTS": gewe_accounts_json(),
+        "CONTACTQ_CALLBACKS_PORT": str(CALLBACKS_PORT),
+        "CONTACTQ_CALLBACKS_SECRET": "test-secret",
+    }
 os.environ.update(TEST_ENV)
 os.environ.pop("CONTACTQ_CONFIG", None)
 
 from collections.abc import Iterator  # noqa: E402
 
+import httpx  # noqa: E402
 import pytest  # noqa: E402
 import redis  # noqa: E402
 
+from tests.servers import Service  # noqa: E402
 from tests.stack import Stack, Worker  # noqa: E402
 
 
@@ -42,7 +60,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def workers() -> Iterator[list[Worker]]:
+def gewe_server() -> Iterator[None]:
+    """With CONTACTQ_TEST_PROTOCOL=gewe: the served simulation and the callbacks endpoint it posts to."""
+    if not GEWE:
+        yield
+        return
+    served = Service("sim-serve", ["sim", "serve", "--port", str(SIM_PORT)], SIM_PORT)
+    callbacks = Service("callbacks", ["callbacks"], CALLBACKS_PORT)
+    try:
+        served.start()
+        callbacks.start()
+        answer = httpx.post(
+            f"{served.url}/v2/api/tools/setCallback",
+            json={"callbackUrl": f"{callbacks.url}/callbacks/{TEST_ENV['CONTACTQ_CALLBACKS_SECRET']}"},
+            headers={"X-GEWE-TOKEN": TEST_ENV["CONTACTQ_GEWE_TOKEN"]},
+        )
+        assert answer.json()["ret"] == 200, answer.text
+        yield
+    finally:
+        served.stop()
+        callbacks.stop()
+
+
+@pytest.fixture(scope="session")
+def workers(gewe_server: None) -> Iterator[list[Worker]]:
     empty(TEST_ENV["CONTACTQ_BROKER_URL"])
     started = [Worker("child1", [1]), Worker("child2", [2])]
     for worker in started:

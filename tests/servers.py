@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -17,6 +18,14 @@ import uvicorn
 from starlette.types import ASGIApp
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def gewe_accounts_json() -> str:
+    """CONTACTQ_GEWE_ACCOUNTS for the default fixture's accounts, as `contactq sim accounts` prints it."""
+    from contactq.settings import GeweAccount
+    from protocol.fixture import load_fixture
+
+    return json.dumps([GeweAccount.model_validate(a.model_dump()).model_dump() for a in load_fixture().accounts])
 
 
 def free_port() -> int:
