@@ -91,6 +91,8 @@ class OwnStack:
             "CONTACTQ_RESULT_BACKEND": private.url(2),
             "CONTACTQ_STORE_URL": private.url(0),
             "CONTACTQ_SIM_URL": private.url(0),
+            # Faults of Redis and the processes, whatever the session's backend: the simulation lives in this Redis.
+            "CONTACTQ_PROTOCOL": "simulated",
             "CONTACTQ_SERVER_ID": str(SERVER),
             "CONTACTQ_SERVERS": json.dumps({str(SERVER): [1]}),
             "CONTACTQ_FIXTURE": str(fixture),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from kombu import Connection, Queue
 
 from protocol.friend_request import parse_friend_request
+from tasks.metrics import Counters
 from tasks.outbox import events_exchange
+from tests.conftest import GEWE
 from tests.stack import ACCOUNT_A, ACCOUNT_B, Stack, Tap, Worker, caller_app
 
 A, B = ACCOUNT_A, ACCOUNT_B
@@ -60,6 +63,23 @@ def test_account_on_child_1_adds_account_on_child_2(stack: Stack) -> None:
     assert stack.contact(A, B["wxid"])["NickName"] == "运营二号"  # type: ignore[index]
     assert stack.contact(B, A["wxid"])["NickName"] == "运营一号"  # type: ignore[index]
     assert stack.sim.verify_log() == [[A["uin"], 2, B["wxid"], 3], [B["uin"], 3, A["wxid"], 0]]
+
+
+def test_a_received_friend_request_is_kept_until_accepted(stack: Stack) -> None:
+    added = stack.call("addContact", stack.add_contact_request("ops_two"))
+    assert added["status"] == 0
+    # WeChat pushes the request to B (over HTTP: posted as an AddMsg of type 37 to the callbacks endpoint).
+    deadline = time.monotonic() + 15
+    while not (kept := stack.store.friend_requests(B["uin"], B["wxid"])) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert kept == {A["wxid"]: stack.sim.pending_requests(B["wxid"])[0]}
+    request = parse_friend_request(kept[A["wxid"]])
+    accepted = stack.call("addNew", {"loginer": 18, "uin": B["uin"], **request.add_new_fields()}, child=2)
+    assert accepted["status"] == 0
+    assert stack.store.friend_requests(B["uin"], B["wxid"]) == {}
+    if GEWE:
+        counted = Counters(stack.r).read()["callbacks"]
+        assert counted[("AddMsg", "accepted")] == 1 and counted[("ModContacts", "accepted")] >= 1
 
 
 def test_friend_renamed_and_deleted_on_wechat_side(stack: Stack) -> None:
