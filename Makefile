@@ -32,6 +32,7 @@ lint: venv
 bench: venv redis activemq
 	$(BIN)/python bench/sync_contact.py
 	$(BIN)/python bench/bridge_search.py
+	$(BIN)/python bench/gewe_backend.py
 
 venv: $(VENV)/.installed
 
