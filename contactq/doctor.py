@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 
+import httpx
 import redis
 from kombu.utils.url import maybe_sanitize_url
 
 from bridge.service import HEARTBEAT_KEY
+from contactq.errors import ContactqError
 from contactq.settings import Settings, get_settings
 from tasks import app
 from tasks.queues import queue_name
@@ -87,6 +89,31 @@ def _bridges(settings: Settings) -> Iterator[Check]:
             yield f"bridge {name}", True, f"connected, carrying servers {state.get('servers')}"
 
 
+def _gewe(settings: Settings) -> Iterator[Check]:
+    """With the Gewechat backend: this server's accounts logged in there, and the callbacks endpoint up."""
+    from protocol.gewe import from_settings
+
+    client = from_settings(settings)
+    sessions = [s for child in settings.child_ids for s in client.sessions(child)]
+    if not sessions:
+        yield "Gewechat accounts", False, f"none configured for server {settings.server_id}: set CONTACTQ_GEWE_ACCOUNTS"
+    for session in sessions:
+        name = f"Gewechat uin {session.uin}"
+        try:
+            online = client.online(session.uin)
+        except ContactqError as e:
+            yield name, False, f"{settings.gewe_base_url}: {e.message}"
+            continue
+        yield name, online, "logged in" if online else "not logged in on the server: log it in there"
+    url = f"http://{settings.callbacks_address}:{settings.callbacks_port}/health"
+    try:
+        httpx.get(url, timeout=3).raise_for_status()
+    except httpx.HTTPError as e:
+        yield "callbacks endpoint", False, f"{url} does not answer ({e}); start it: contactq callbacks"
+    else:
+        yield "callbacks endpoint", True, url
+
+
 def checks(settings: Settings | None = None) -> Iterator[Check]:
     settings = settings or get_settings()
     single: list[Callable[[Settings], Check]] = [_contact_store, _celery_broker, _activemq]
@@ -94,3 +121,5 @@ def checks(settings: Settings | None = None) -> Iterator[Check]:
         yield check(settings)
     yield from _workers(settings)
     yield from _bridges(settings)
+    if settings.protocol == "gewe":
+        yield from _gewe(settings)

@@ -220,11 +220,15 @@ class GeweWeChat:
             reported_offline = bool(self.r.sismember(OFFLINE_KEY, account.app_id))
         if reported_offline:
             # The server said it went offline; it may have logged in again since, and Gewechat posts no callback then.
-            if not self._call("/login/checkOnline", account, {}, safe=True):
+            if not self.online(uin):
                 raise error_for_code(-13, f"uin {uin} is offline")
             with redis_errors("Gewechat account state"):
                 self.r.srem(OFFLINE_KEY, account.app_id)
         return _session(account)
+
+    def online(self, uin: str) -> bool:
+        """Whether the server has the account logged in (/login/checkOnline)."""
+        return bool(self._call("/login/checkOnline", self.accounts[uin], {}, safe=True))
 
     # -- the WeChatClient interface -------------------------------------------------------------------------------
 

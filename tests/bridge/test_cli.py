@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from contactq.cli import main
 from contactq.settings import get_settings
 from tests.bridge.conftest import BridgeProcess, Stomp
+from tests.conftest import GEWE
 from tests.stack import ACCOUNT_A, Stack
 
 A = ACCOUNT_A
@@ -135,6 +136,13 @@ def test_doctor(stack: Stack, bridge: BridgeProcess, monkeypatch: pytest.MonkeyP
     healthy = run("doctor")
     assert healthy.exit_code == 0, healthy.output
     assert "worker for server 1 child 2: child2@" in healthy.output and "PROBLEM" not in healthy.output
+    if GEWE:
+        assert "ok       Gewechat uin 1150109773: logged in" in healthy.output
+        assert "ok       callbacks endpoint: http://127.0.0.1:" in healthy.output
+        stack.sim.set_online("2250109774", False)
+        offline = run("doctor")
+        assert "PROBLEM  Gewechat uin 2250109774: not logged in on the server" in offline.output
+        stack.sim.set_online("2250109774", True)
     monkeypatch.setattr(get_settings(), "servers", {1: [1, 2], 9: [1]})
     monkeypatch.setattr(get_settings(), "store_url", "redis://:sekrit-pass@127.0.0.1:6379/9")
     sick = run("doctor")
