@@ -1,9 +1,11 @@
 """searchContact end to end through ActiveMQ and the bridge, against the raw Celery and raw STOMP round trips.
 
-Three paths, measured in the same run, each as a burst (requests/s) and one request at a time (p50/p99 latency):
+Four paths, measured in the same run, each as a burst (requests/s) and one request at a time (p50/p99 latency):
 - bridge: a STOMP producer sends a TextMessage to queue.searchContact_1_1, the bridge hands it to the worker, the reply
   comes back on the request's queueName;
-- raw Celery: apply_async of the same task to the same worker, result back from the result backend;
+- bare Celery: apply_async of a task that returns its argument (bench/bare_celery.py, prefork 2, the same Redis),
+  result back: the baseline of the ratio;
+- raw Celery: apply_async of the same searchContact task to the same worker, result back from the result backend;
 - raw ActiveMQ: a STOMP request to a queue, echoed by a STOMP consumer to a reply queue.
 
     python bench/bridge_search.py [--burst 2000] [--sequential 200]
@@ -23,6 +25,7 @@ os.environ.update(
     CONTACTQ_RATE_LIMITS=json.dumps({"searchContact": {"count": 10**9, "period_s": 1}}),
 )
 
+import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -43,6 +46,10 @@ from contactq.settings import get_settings  # noqa: E402
 from protocol.fixture import load_fixture  # noqa: E402
 from protocol.simulated import SimulatedWeChat  # noqa: E402
 from tasks.search_contact import search_contact  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from bare_celery import echo  # noqa: E402
+
 from tests.bridge.conftest import BridgeProcess  # noqa: E402
 from tests.stack import Worker  # noqa: E402
 
@@ -111,12 +118,7 @@ def bridge_path(burst: int, sequential: int) -> tuple[float, list[float]]:
         conn.disconnect()
 
 
-def celery_path(burst: int, sequential: int) -> tuple[float, list[float]]:
-    def send(n: int) -> Any:
-        # The same request as on the bridge path, reply queue included: the same work in the worker.
-        request = {**REQUEST, "queueName": "bench.reply.celery", "n": n}
-        return search_contact.apply_async(args=[request], queue="queue.searchContact_1_1")
-
+def round_trips(send: Callable[[int], Any], burst: int, sequential: int) -> tuple[float, list[float]]:
     start = time.perf_counter()
     for result in [send(n) for n in range(burst)]:
         result.get(timeout=300)
@@ -127,6 +129,19 @@ def celery_path(burst: int, sequential: int) -> tuple[float, list[float]]:
         send(n).get(timeout=60)
         latencies.append((time.perf_counter() - sent) * 1000)
     return rate, latencies
+
+
+def celery_path(burst: int, sequential: int) -> tuple[float, list[float]]:
+    def send(n: int) -> Any:
+        # The same request as on the bridge path, reply queue included: the same work in the worker.
+        request = {**REQUEST, "queueName": "bench.reply.celery", "n": n}
+        return search_contact.apply_async(args=[request], queue="queue.searchContact_1_1")
+
+    return round_trips(send, burst, sequential)
+
+
+def bare_path(burst: int, sequential: int) -> tuple[float, list[float]]:
+    return round_trips(lambda n: echo.apply_async(args=[{**REQUEST, "n": n}]), burst, sequential)
 
 
 class Echo(stomp.ConnectionListener):  # type: ignore[misc]
@@ -158,6 +173,23 @@ def activemq_path(burst: int, sequential: int) -> tuple[float, list[float]]:
         echo.conn.disconnect()
 
 
+def bare_worker() -> subprocess.Popen[bytes]:
+    """A worker of the bare app: prefork 2, the same Redis."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "bare_celery", "worker", "-c", "2", "-n", "bare@%h", "-l", "warning"],
+        cwd=ROOT / "bench",
+        env={**os.environ},
+    )
+
+
+def wait_for_ping(app: Any, hostname: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if app.control.ping(destination=[hostname], timeout=0.5):
+            return
+    raise RuntimeError(f"{hostname} did not start")
+
+
 def p(latencies: list[float], q: float) -> float:
     return statistics.quantiles(latencies, n=100)[int(q) - 1]
 
@@ -172,16 +204,19 @@ def main(burst: int, sequential: int) -> None:
     SimulatedWeChat(store, 1, [1], prefix=settings.sim_prefix).load(load_fixture(settings.fixture))
     subprocess.run([str(ROOT / "scripts" / "activemq.sh"), "up"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     worker = Worker("bench", [1])
+    bare = bare_worker()
     bridge = BridgeProcess()
     bridge.start()
     worker.start()
     try:
         worker.wait_ready()
+        wait_for_ping(echo.app, "bare@" + socket.gethostname(), bare)
         bridge.wait_connected()
         results = {}
         for name, path in (
             ("bridge (STOMP -> bridge -> worker -> STOMP)", bridge_path),
-            ("raw Celery (apply_async -> result)", celery_path),
+            ("bare Celery (trivial task -> result)", bare_path),
+            ("raw Celery (searchContact -> result)", celery_path),
             ("raw ActiveMQ (STOMP echo)", activemq_path),
         ):
             path(200, 20)  # warm-up
@@ -189,11 +224,14 @@ def main(burst: int, sequential: int) -> None:
     finally:
         bridge.stop()
         worker.stop()
+        bare.terminate()
+        bare.wait(timeout=20)
     click.echo(f"searchContact, burst of {burst}, then {sequential} one at a time")
     for name, (rate, latencies) in results.items():
         click.echo(f"  {name:46s} {rate:7.0f} req/s   p50 {p(latencies, 50):6.1f} ms   p99 {p(latencies, 99):6.1f} ms")
     bridge_rate = results["bridge (STOMP -> bridge -> worker -> STOMP)"][0]
-    click.echo(f"  ratio bridge / raw Celery:   {bridge_rate / results['raw Celery (apply_async -> result)'][0]:.2f}")
+    for baseline in ("bare Celery (trivial task -> result)", "raw Celery (searchContact -> result)"):
+        click.echo(f"  ratio bridge / {baseline}: {bridge_rate / results[baseline][0]:.2f}")
     click.echo(f"  ratio bridge / raw ActiveMQ: {bridge_rate / results['raw ActiveMQ (STOMP echo)'][0]:.2f}")
 
 
