@@ -74,10 +74,10 @@ class Forwarder:
 
     def destination(self, body: Any, message: Message) -> tuple[str, str, dict[str, str]]:
         """Where a message from the outbox goes in ActiveMQ, with what body and headers."""
-        exchange = message.delivery_info.get("exchange")
+        exchange, routing_key = message.delivery_info.get("exchange"), message.delivery_info.get("routing_key")
         if exchange == self.outbox.exchange.name:
-            return f"/topic/{message.delivery_info['routing_key']}", plainjson.dumps(body), persistent()
-        if exchange == self.outbox.replies_queue.name:
+            return f"/topic/{routing_key}", plainjson.dumps(body), persistent()
+        if routing_key == self.outbox.replies_queue.name:  # published straight to the queue (the default exchange)
             try:
                 reply = OutboxReply.model_validate(body)
             except ValidationError:

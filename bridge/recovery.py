@@ -29,6 +29,7 @@ from tasks.metrics import Counters
 from tasks.operation import failure_reply
 from tasks.outbox import Outbox
 from tasks.queues import task_name
+from tasks.store import redis_errors
 
 log = logging.getLogger(__name__)
 
@@ -119,5 +120,8 @@ class Recovery:
         if reply.queue_name:
             self.outbox.publish_reply(reply.queue_name, entry.task_id, reply.document())
         self.outbox.dead_letter(task_name(entry.op), entry.queue, entry.request, int(Status.INTERNAL_ERROR), reason)
-        self.counters.add("dead_lettered", "bridge")
-        self.ledger.settle(entry.task_id)
+        with redis_errors("ledger"):
+            pipe = self.ledger.r.pipeline(transaction=True)
+            self.ledger.settle(entry.task_id, pipe)
+            self.counters.add("dead_lettered", "bridge", pipe=pipe)
+            pipe.execute()

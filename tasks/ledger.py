@@ -62,15 +62,12 @@ class Ledger:
         with redis_errors("ledger"):
             self.r.pipeline(transaction=True).zrem(KEY, task_id).delete(f"{KEY}:{task_id}").execute()
 
-    def settle(self, task_id: str) -> None:
+    def settle(self, task_id: str, pipe: redis.client.Pipeline) -> None:
         """The task answered (or dead-lettered) its request: nothing more to watch, and a copy delivered again is not
-        done again."""
-        with redis_errors("ledger"):
-            pipe = self.r.pipeline(transaction=True)
-            pipe.zrem(KEY, task_id)
-            pipe.delete(f"{KEY}:{task_id}")
-            pipe.set(f"contactq:answered:{task_id}", 1, ex=self.answered_ttl_s)
-            pipe.execute()
+        done again. Queued on the caller's transaction, with whatever else the answer writes."""
+        pipe.zrem(KEY, task_id)
+        pipe.delete(f"{KEY}:{task_id}")
+        pipe.set(f"contactq:answered:{task_id}", 1, ex=self.answered_ttl_s)
 
     def answered(self, task_id: str) -> bool:
         with redis_errors("ledger"):

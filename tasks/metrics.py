@@ -48,10 +48,11 @@ class Counters:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
 
-    def add(self, name: str, *labels: str) -> None:
+    def add(self, name: str, *labels: str, pipe: redis.client.Pipeline | None = None) -> None:
+        """Count one; on `pipe` when given, to go with the writes it carries."""
         if len(labels) != len(COUNTERS[name][1]):
             raise ValueError(f"{name} takes labels {COUNTERS[name][1]}")
-        self.r.hincrby(KEY, _SEP.join((name, *labels)), 1)
+        (pipe if pipe is not None else self.r).hincrby(KEY, _SEP.join((name, *labels)), 1)
 
     def read(self) -> dict[str, dict[tuple[str, ...], int]]:
         counts: dict[str, dict[tuple[str, ...], int]] = {name: {} for name in COUNTERS}

@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import redis
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from pydantic import BaseModel
 
-from contactq.errors import RETRYABLE, ContactqError, InvalidRequest, Status, StoreUnavailable
+from contactq.errors import RETRYABLE, ContactqError, InvalidRequest, Status
 from contactq.settings import Settings, get_settings
 from protocol.client import Session, WeChatClient
 from protocol.records import contact_record, member_record
@@ -229,12 +230,15 @@ def _answer(rt: Runtime, op: str, task_id: str, account: str, reply: Reply) -> d
     document = reply.document()
     if reply.queue_name:
         rt.outbox.publish_reply(reply.queue_name, task_id, document)
+    # Answered: no longer watched, a copy delivered again does nothing, and counted; one round trip for all three.
+    pipe = rt.redis.pipeline(transaction=True)
+    rt.ledger.settle(task_id, pipe)
+    rt.counters.add("requests", op, account, str(int(reply.status)), pipe=pipe)
     try:
-        rt.ledger.settle(task_id)  # answered: no longer watched, and a copy delivered again does nothing
-    except StoreUnavailable as e:
+        pipe.execute()
+    except redis.RedisError as e:
         # Not worth a retry, which would answer again: at worst the bridge's recovery sends the request once more.
-        log.warning("%s[%s] answered, but not marked so: %s", op, task_id, e.message)
-    rt.counters.add("requests", op, account, str(int(reply.status)))
+        log.warning("%s[%s] answered, but not marked so: %s", op, task_id, e)
     log.info("answered %s: status %s %s", task_id, int(reply.status), reply.message)
     return document
 

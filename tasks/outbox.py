@@ -14,7 +14,7 @@ from typing import Any
 import redis
 from celery import Celery
 from kombu import Exchange, Queue, binding
-from kombu.exceptions import OperationalError
+from kombu.exceptions import BatchPublishError, OperationalError  # type: ignore[attr-defined]  # new in kombu 5.7
 from pydantic import BaseModel
 
 from contactq.errors import StoreUnavailable
@@ -27,7 +27,7 @@ from tasks.messages import Announcement, DeadLetter, OutboxReply
 def _broker_errors() -> Iterator[None]:
     try:
         yield
-    except (OperationalError, redis.RedisError) as e:
+    except (OperationalError, redis.RedisError, BatchPublishError) as e:
         # Away, or refusing writes (a Redis broker out of memory answers OOM): worth another try either way.
         raise StoreUnavailable(f"Celery broker unavailable: {e}") from e
 
@@ -56,10 +56,14 @@ class Outbox:
         )
 
     def publish_events(self, announcements: Sequence[Announcement]) -> None:
-        """Publish a batch of events over one producer; the exchange and the bridge's queue are declared first."""
+        """Publish a batch of events over one producer; the exchange and the bridge's queue are declared first.
+
+        On Redis the messages go out in one pipeline (kombu's publish batch) once routed; a batch that fails is
+        published again whole by the task's retry: at least once.
+        """
         if not announcements:
             return
-        with _broker_errors(), self.app.producer_or_acquire() as producer:
+        with _broker_errors(), self.app.producer_or_acquire() as producer, producer.batch():
             producer.maybe_declare(self.exchange)
             producer.maybe_declare(self.events_queue)
             for a in announcements:
@@ -84,11 +88,12 @@ class Outbox:
         )
 
     def _publish(self, queue: Queue, message: BaseModel) -> None:
+        # On the default exchange, straight to the queue by name: no routing table to read for each message.
         with _broker_errors(), self.app.producer_or_acquire() as producer:
             producer.publish(
                 message.model_dump(mode="json"),
-                exchange=queue.exchange,
-                routing_key=queue.routing_key,
+                exchange="",
+                routing_key=queue.name,
                 declare=[queue],
                 serializer=plainjson.NAME,
                 delivery_mode=2,
