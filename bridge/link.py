@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import stomp
@@ -22,6 +23,25 @@ log = logging.getLogger(__name__)
 
 class BrokerUnavailable(ContactqError):
     """ActiveMQ is not connected, or did not confirm a send in time."""
+
+
+@dataclass
+class Sent:
+    """A send waiting for its receipt."""
+
+    destination: str
+    receipt: str
+    deadline: float  # time.monotonic() after which the send counts as lost
+    confirmed: threading.Event = field(default_factory=threading.Event)
+    errors: list[str] = field(default_factory=list)
+
+    def failure(self) -> BrokerUnavailable | None:
+        """Once confirmed or past its deadline: None when ActiveMQ has the message, else why not."""
+        if self.errors:
+            return BrokerUnavailable(f"ActiveMQ refused {self.destination}: {self.errors[0]}")
+        if not self.confirmed.is_set():
+            return BrokerUnavailable(f"no receipt from ActiveMQ for {self.destination}")
+        return None
 
 
 class Link(stomp.ConnectionListener):  # type: ignore[misc]
@@ -50,7 +70,7 @@ class Link(stomp.ConnectionListener):  # type: ignore[misc]
         self.conn.set_listener(name, self)
         self.connected = threading.Event()
         self.connected_at = 0.0  # epoch seconds of the last connection
-        self._receipts: dict[str, tuple[threading.Event, list[str]]] = {}
+        self._receipts: dict[str, Sent] = {}
         self._lock = threading.Lock()
 
     def run(self, stop: threading.Event) -> None:
@@ -81,23 +101,31 @@ class Link(stomp.ConnectionListener):  # type: ignore[misc]
 
     def send(self, destination: str, body: str | bytes, headers: dict[str, str]) -> None:
         """Send and wait until ActiveMQ confirms it has the message (a receipt), or raise BrokerUnavailable."""
+        sent = self.send_async(destination, body, headers)
+        sent.confirmed.wait(self.settings.bridge_receipt_timeout_s)
+        self.release(sent)
+        failure = sent.failure()
+        if failure is not None:
+            raise failure
+
+    def send_async(self, destination: str, body: str | bytes, headers: dict[str, str]) -> Sent:
+        """Send with a receipt to wait for: `Sent.confirmed` is set when it comes (or the connection is lost).
+        `release` it once done with."""
         if not self.connected.is_set():
             raise BrokerUnavailable(f"{self.name}: not connected to ActiveMQ")
-        receipt = uuid.uuid4().hex
-        confirmed, errors = threading.Event(), list[str]()
+        sent = Sent(destination, uuid.uuid4().hex, time.monotonic() + self.settings.bridge_receipt_timeout_s)
         with self._lock:
-            self._receipts[receipt] = (confirmed, errors)
+            self._receipts[sent.receipt] = sent
         try:
-            self.conn.send(destination, body, headers={**headers, "receipt": receipt})
-            if not confirmed.wait(self.settings.bridge_receipt_timeout_s):
-                raise BrokerUnavailable(f"{self.name}: no receipt from ActiveMQ for {destination}")
+            self.conn.send(destination, body, headers={**headers, "receipt": sent.receipt})
         except (StompException, OSError) as e:
+            self.release(sent)
             raise BrokerUnavailable(f"{self.name}: sending to {destination} failed: {e}") from e
-        finally:
-            with self._lock:
-                self._receipts.pop(receipt, None)
-        if errors:
-            raise BrokerUnavailable(f"{self.name}: ActiveMQ refused {destination}: {errors[0]}")
+        return sent
+
+    def release(self, sent: Sent) -> None:
+        with self._lock:
+            self._receipts.pop(sent.receipt, None)
 
     def subscribe(self, destination: str, headers: dict[str, str]) -> None:
         self.conn.subscribe(destination, id=destination, ack="client-individual", headers=headers)
@@ -126,14 +154,14 @@ class Link(stomp.ConnectionListener):  # type: ignore[misc]
         self.connected.clear()
         with self._lock:
             pending = list(self._receipts.values())
-        for confirmed, errors in pending:
-            errors.append("connection lost")
-            confirmed.set()
+        for sent in pending:
+            sent.errors.append("connection lost")
+            sent.confirmed.set()
 
     def _settle(self, receipt: str, error: str | None) -> None:
         with self._lock:
-            waiting = self._receipts.get(receipt)
-        if waiting is not None:
+            sent = self._receipts.get(receipt)
+        if sent is not None:
             if error is not None:
-                waiting[1].append(error)
-            waiting[0].set()
+                sent.errors.append(error)
+            sent.confirmed.set()

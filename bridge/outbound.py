@@ -10,6 +10,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from celery import Celery
@@ -17,7 +18,7 @@ from kombu import Consumer
 from kombu.message import Message
 from pydantic import ValidationError
 
-from bridge.link import BrokerUnavailable, Link
+from bridge.link import BrokerUnavailable, Link, Sent
 from contactq.settings import Settings
 from tasks import plainjson
 from tasks.messages import DeadLetter, OutboxReply
@@ -25,6 +26,7 @@ from tasks.outbox import Outbox
 
 log = logging.getLogger(__name__)
 _PAUSE_S = 1.0
+_RECEIPT_POLL_S = 0.005
 
 # The headers a dead letter carries besides the producer's own.
 REASON = "contactq-reason"
@@ -44,12 +46,17 @@ def persistent(**headers: str) -> dict[str, str]:
 
 
 class Forwarder:
+    """Sends many at once and matches receipts as they come: a message leaves the outbox (is acknowledged) only once
+    ActiveMQ has confirmed it; one whose receipt does not come in time goes back to the outbox, to be sent again."""
+
     def __init__(self, app: Celery, settings: Settings, outbox: Outbox, link: Link) -> None:
         self.app = app
         self.settings = settings
         self.outbox = outbox
         self.link = link
         self.forwarded = 0
+        # Sent and not yet confirmed, oldest first: at most the consumer's prefetch.
+        self.in_flight: deque[tuple[Sent, Message]] = deque()
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -67,10 +74,39 @@ class Forwarder:
                 ):
                     while not stop.is_set():
                         with contextlib.suppress(TimeoutError):
-                            conn.drain_events(timeout=1)
+                            # Receipts are looked at between deliveries: often while some are awaited.
+                            conn.drain_events(timeout=_RECEIPT_POLL_S if self.in_flight else 1)
+                        self._settle(wait=len(self.in_flight) >= self.settings.bridge_prefetch)
+                    self._settle(wait=True)
             except Exception:
                 log.exception("forwarding to ActiveMQ stopped; starting again")
                 stop.wait(_PAUSE_S)
+            finally:
+                # What the closed channel held unacknowledged goes back to the outbox with it.
+                for sent, _ in self.in_flight:
+                    self.link.release(sent)
+                self.in_flight.clear()
+
+    def _settle(self, wait: bool) -> None:
+        """Acknowledge what ActiveMQ confirmed, in the order sent; give back what it did not confirm in time. With
+        `wait`, until the oldest is settled."""
+        while self.in_flight:
+            sent, message = self.in_flight[0]
+            remaining_s = sent.deadline - time.monotonic()
+            if not sent.confirmed.is_set() and remaining_s > 0:
+                if not wait:
+                    return
+                sent.confirmed.wait(remaining_s)  # confirmed, or out of time: settled either way
+            self.in_flight.popleft()
+            self.link.release(sent)
+            failure = sent.failure()
+            if failure is None:
+                message.ack()
+                self.forwarded += 1
+            else:
+                log.warning("holding %s: %s", sent.destination, failure.message)
+                message.requeue()
+            wait = False
 
     def destination(self, body: Any, message: Message) -> tuple[str, str, dict[str, str]]:
         """Where a message from the outbox goes in ActiveMQ, with what body and headers."""
@@ -96,7 +132,7 @@ class Forwarder:
         destination = "its destination"
         try:
             destination, payload, headers = self.destination(body, message)
-            self.link.send(destination, payload, headers)
+            self.in_flight.append((self.link.send_async(destination, payload, headers), message))
         except BrokerUnavailable as e:
             # Back to the outbox, to go out once ActiveMQ is there again.
             log.warning("holding %s: %s", destination, e.message)
@@ -108,9 +144,6 @@ class Forwarder:
             log.exception("cannot send to %s", destination)
             self._dead_letter(message.body or b"", f"cannot send to {destination}: {type(e).__name__}")
             message.ack()
-            return
-        message.ack()
-        self.forwarded += 1
 
     def _undecodable(self, message: Message, error: Exception) -> None:
         self._dead_letter(message.body or b"", f"undecodable outbox message: {error}")
