@@ -3,6 +3,8 @@
 Ours: apply_async of syncContact to a real worker, until its result is back (paging through the simulated WeChat,
 building records with pinyin, pipelined HSET, one event per contact through kombu, progress states, removal check).
 Raw: the same 10,000 records written with pipelined HSET, and the same 10,000 events published with kombu directly.
+Then, with ActiveMQ and a bridge: the same sync until a STOMP subscriber of topic.getcontact has every event, counting
+events lost and doubled.
 
     python bench/sync_contact.py [--contacts 10000] [--runs 3]
 """
@@ -17,15 +19,20 @@ os.environ.update(BENCH_ENV)
 
 import json  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import click  # noqa: E402
 import redis  # noqa: E402
+import stomp  # noqa: E402
 from kombu import Connection, Producer  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from contactq.settings import get_settings  # noqa: E402
 from protocol.fixture import Account, Fixture, Friendship, Person  # noqa: E402
@@ -35,6 +42,7 @@ from tasks import app, submit  # noqa: E402
 from tasks.messages import announcement  # noqa: E402
 from tasks.outbox import Outbox  # noqa: E402
 from tasks.store import BATCH, contact_key  # noqa: E402
+from tests.bridge.conftest import BridgeProcess  # noqa: E402
 from tests.stack import Worker  # noqa: E402
 
 settings = get_settings()
@@ -91,6 +99,53 @@ def raw(store: redis.Redis, records: list[dict[str, object]], producer: Producer
     return time.perf_counter() - start
 
 
+class TopicCount(stomp.ConnectionListener):  # type: ignore[misc]
+    """Events arriving on an ActiveMQ topic: how many, and how many distinct contacts."""
+
+    def __init__(self) -> None:
+        self.fields: list[str] = []
+        self.changed = threading.Condition()
+
+    def on_message(self, frame: Any) -> None:
+        with self.changed:
+            self.fields.append(json.loads(frame.body)["field"])
+            self.changed.notify_all()
+
+    def wait(self, count: int, timeout_s: float = 600) -> None:
+        with self.changed:
+            if not self.changed.wait_for(lambda: len(self.fields) >= count, timeout_s):
+                raise RuntimeError(f"{len(self.fields)} of {count} events")
+
+
+def through_bridge(store: redis.Redis, contacts: int, runs: int) -> tuple[list[float], int, int]:
+    """Seconds from apply_async until the STOMP subscriber holds every event, per run; events lost and doubled."""
+    subprocess.run([str(ROOT / "scripts" / "activemq.sh"), "up"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    bridge = BridgeProcess()
+    bridge.start()
+    counted = TopicCount()
+    conn = stomp.Connection12([(settings.activemq_host, settings.activemq_stomp_port)], auto_content_length=False)
+    conn.set_listener("count", counted)
+    conn.connect(wait=True)
+    conn.subscribe(f"/topic/{settings.topics['getcontact']}", id="count", ack="auto")
+    seconds, lost, doubled = [], 0, 0
+    try:
+        bridge.wait_connected()
+        for _ in range(runs):
+            counted.fields.clear()
+            store.delete(contact_key(UIN, WXID))
+            start = time.perf_counter()
+            submit("syncContact", {"loginer": 18, "uin": UIN}, server_id=1, child_id=1).get(timeout=600)
+            counted.wait(contacts)
+            seconds.append(time.perf_counter() - start)
+            time.sleep(1)  # anything more that comes is a double
+            lost += contacts - len(set(counted.fields))
+            doubled += len(counted.fields) - len(set(counted.fields))
+    finally:
+        conn.disconnect()
+        bridge.stop()
+    return seconds, lost, doubled
+
+
 @click.command()
 @click.option("--contacts", default=10_000, show_default=True)
 @click.option("--runs", default=3, show_default=True)
@@ -119,6 +174,7 @@ def main(contacts: int, runs: int) -> None:
                 assert drain(broker, settings.events_outbox) == contacts
                 raw_s.append(raw(store, records, producer))
                 assert drain(broker, settings.events_outbox) == contacts
+        bridged_s, lost, doubled = through_bridge(store, contacts, runs)
     finally:
         worker.stop()
     ours_rate, raw_rate = contacts / statistics.median(ours_s), contacts / statistics.median(raw_s)
@@ -126,6 +182,11 @@ def main(contacts: int, runs: int) -> None:
     click.echo(f"  contactq (task, end to end): {ours_rate:8.0f} contacts/s  ({statistics.median(ours_s):.2f} s)")
     click.echo(f"  raw HSET + kombu publish:    {raw_rate:8.0f} contacts/s  ({statistics.median(raw_s):.2f} s)")
     click.echo(f"  ratio contactq / raw:        {ours_rate / raw_rate:8.2f}")
+    bridged = statistics.median(bridged_s)
+    click.echo(
+        f"  through the bridge to a STOMP subscriber: {contacts / bridged:8.0f} contacts/s ({bridged:.2f} s; "
+        f"{min(bridged_s):.2f}-{max(bridged_s):.2f}), {lost} lost, {doubled} doubled"
+    )
 
 
 if __name__ == "__main__":
