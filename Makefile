@@ -33,6 +33,7 @@ bench: venv redis activemq
 	$(BIN)/python bench/sync_contact.py
 	$(BIN)/python bench/bridge_search.py
 	$(BIN)/python bench/gewe_backend.py
+	$(BIN)/python bench/bridge_scale.py
 
 venv: $(VENV)/.installed
 
