@@ -43,21 +43,32 @@ from protocol.pushstream import MAXLEN, PushStreams, entry, redis_errors, stream
 
 _LOAD_BATCH = 1000
 
-# Takes one fault token, if any is set, and returns the latency to add: one round trip per simulated call.
-_TAKE_FAULT = """
-local f = redis.call('HMGET', KEYS[1], 'latency_ms', 'transient', 'too_frequent', 'after')
+# A call's way in, in one round trip: the account's row, and (when the account is online on one of this server's
+# children) one fault token, if any is set, with the latency to add.
+_ENTER = """
+local row = redis.call('HGETALL', KEYS[1])
+local account = {}
+for i = 1, #row, 2 do account[row[i]] = row[i + 1] end
+local here = account['online'] == '1' and account['server_id'] == ARGV[1]
+local hosted = false
+for i = 2, #ARGV do hosted = hosted or account['child_id'] == ARGV[i] end
+if not (here and hosted) then
+  return {row, 0, ''}
+end
+local f = redis.call('HMGET', KEYS[2], 'latency_ms', 'transient', 'too_frequent', 'after')
+local latency = tonumber(f[1] or '0') or 0
 if (tonumber(f[4] or '0') or 0) > 0 then
-  redis.call('HINCRBY', KEYS[1], 'after', -1)
-  return {tonumber(f[1] or '0') or 0, ''}
+  redis.call('HINCRBY', KEYS[2], 'after', -1)
+  return {row, latency, ''}
 end
 for i, name in ipairs({'transient', 'too_frequent'}) do
   local n = tonumber(f[i + 1] or '0') or 0
   if n > 0 then
-    redis.call('HINCRBY', KEYS[1], name, -1)
-    return {tonumber(f[1] or '0') or 0, name}
+    redis.call('HINCRBY', KEYS[2], name, -1)
+    return {row, latency, name}
   end
 end
-return {tonumber(f[1] or '0') or 0, ''}
+return {row, latency, ''}
 """
 
 
@@ -94,7 +105,7 @@ class SimulatedWeChat:
         self.timeout_s = timeout_s
         self.lock_key = f"{prefix}loading"
         self.pushes = PushStreams(client, prefix, server_id)
-        self._take_fault = client.register_script(_TAKE_FAULT)
+        self._enter_script = client.register_script(_ENTER)
 
     # -- the WeChatClient interface -----------------------------------------------------------------------------
 
@@ -109,28 +120,37 @@ class SimulatedWeChat:
     def session(self, uin: str) -> Session:
         with _redis_errors():
             found = self._account(uin)
-            if found is None:
-                raise NotOnline(f"uin {uin} is not logged in on server {self.server_id}")
-            if found.server_id != self.server_id or found.child_id not in self.child_ids:
-                raise NotOnline(
-                    f"uin {uin} is logged in on server {found.server_id} child {found.child_id}, "
-                    f"not on server {self.server_id} children {self.child_ids}"
-                )
-            if not found.online:
-                raise error_for_code(-13, f"uin {uin} is offline")
+        return self._hosted(uin, found)
+
+    def _hosted(self, uin: str, found: _Account | None) -> Session:
+        """The session of an account this client serves and that is online, or NotOnline."""
+        if found is None:
+            raise NotOnline(f"uin {uin} is not logged in on server {self.server_id}")
+        if found.server_id != self.server_id or found.child_id not in self.child_ids:
+            raise NotOnline(
+                f"uin {uin} is logged in on server {found.server_id} child {found.child_id}, "
+                f"not on server {self.server_id} children {self.child_ids}"
+            )
+        if not found.online:
+            raise error_for_code(-13, f"uin {uin} is offline")
         return found.session()
 
     def search(self, uin: str, query: str) -> SearchResult:
-        me = self.session(uin)
-        self._weather()
+        me = self._enter(uin)
         with _redis_errors():
             wxid = self.r.get(f"{self.p}find:{query.lower()}")
             if wxid is None:
                 raise error_for_code(-4, f"no WeChat user {query!r}")
-            person = self._person(wxid)
-            v2 = self._issue_ticket(me.wxid, wxid)
+            # The person and the two tickets in one round trip: tickets of someone gone lead nowhere (_stranger).
+            pipe = self.r.pipeline(transaction=False)
+            pipe.get(f"{self.p}person:{wxid}")
+            v1, v2 = self._v1(wxid, pipe), self._issue_ticket(me.wxid, wxid, pipe)
+            doc = pipe.execute()[0]
+            if doc is None:
+                raise error_for_code(-4, f"no WeChat user {wxid}")
+            person = json.loads(doc)
             return SearchResult(
-                v1=self._v1(wxid),
+                v1=v1,
                 v2=v2,
                 nickname=person["nickname"],
                 small_head=person["small_head"],
@@ -140,8 +160,7 @@ class SimulatedWeChat:
     def verify_user(
         self, uin: str, opcode: Opcode, v1: str, v2: str, content: str, scene: int, chatroom: str = ""
     ) -> str:
-        me = self.session(uin)
-        self._weather()
+        me = self._enter(uin)
         with _redis_errors():
             if opcode == Opcode.ACCEPT:
                 return self._accept(me, v1, v2)
@@ -161,8 +180,7 @@ class SimulatedWeChat:
             return target
 
     def contact_details(self, uin: str, usernames: Sequence[str]) -> list[RawContact]:
-        me = self.session(uin)
-        self._weather()
+        me = self._enter(uin)
         if not usernames:
             return []
         with _redis_errors():
@@ -179,8 +197,7 @@ class SimulatedWeChat:
         return found
 
     def contact_list(self, uin: str, seq: int) -> ContactPage:
-        me = self.session(uin)
-        self._weather()
+        me = self._enter(uin)
         with _redis_errors():
             rows = self.r.zrangebyscore(
                 f"{self.p}contacts:{me.wxid}",
@@ -195,23 +212,20 @@ class SimulatedWeChat:
         return ContactPage(usernames=[name for name, _ in page], next_seq=next_seq, more=len(rows) > len(page))
 
     def member_detail(self, uin: str, chatroom: str, username: str) -> ChatroomMember:
-        me = self.session(uin)
-        self._weather()
+        me = self._enter(uin)
         with _redis_errors():
             self._member_of(me.wxid, chatroom, username)
             return self._member(username, self._person(username), self._room(chatroom))
 
     def set_remark(self, uin: str, username: str, remark: str) -> None:
-        me = self.session(uin)
-        self._weather()
+        me = self._enter(uin)
         with _redis_errors():
             if self.r.zscore(f"{self.p}contacts:{me.wxid}", username) is None:
                 raise error_for_code(-4, f"{username} is not a contact of {me.wxid}")
             self.r.hset(f"{self.p}remarks:{me.wxid}", username, remark)
 
     def chatroom_members(self, uin: str, chatroom: str) -> list[ChatroomMember]:
-        me = self.session(uin)
-        self._weather()
+        me = self._enter(uin)
         with _redis_errors():
             room = self._room(chatroom)
             if me.wxid not in room["members"]:
@@ -354,9 +368,17 @@ class SimulatedWeChat:
 
     # -- inside ------------------------------------------------------------------------------------------------
 
-    def _weather(self) -> None:
-        """Latency and injected faults, as a real protocol server would show them."""
-        latency_ms, fault = self._take_fault(keys=[f"{self.p}faults"])
+    def _enter(self, uin: str) -> Session:
+        """A WeChat call's start: the account's session, then latency and injected faults, as a real protocol server
+        would show them."""
+        with _redis_errors():
+            row, latency_ms, fault = self._enter_script(
+                keys=[f"{self.p}account:{uin}", f"{self.p}faults"], args=[self.server_id, *self.child_ids]
+            )
+        fields = dict(zip(row[::2], row[1::2], strict=True))
+        me = self._hosted(
+            uin, _Account.model_validate({**fields, "online": fields.get("online") == "1"}) if row else None
+        )
         if latency_ms:
             if latency_ms / 1000 > self.timeout_s:
                 time.sleep(self.timeout_s)
@@ -366,6 +388,7 @@ class SimulatedWeChat:
             raise error_for_code(-1, "the protocol server timed out")
         if fault == "too_frequent":
             raise error_for_code(1205, "operation too frequent")
+        return me
 
     def _account(self, uin: str) -> _Account | None:
         row = self.r.hgetall(f"{self.p}account:{uin}")
@@ -490,14 +513,14 @@ class SimulatedWeChat:
             raise error_for_code(-4, f"{username} is not in {chatroom}")
         return username
 
-    def _v1(self, wxid: str) -> str:
+    def _v1(self, wxid: str, pipe: Any = None) -> str:
         v1 = f"v1_{hashlib.sha256((self.p + wxid).encode()).hexdigest()}@stranger"
-        self.r.set(f"{self.p}v1:{v1}", wxid)
+        (pipe or self.r).set(f"{self.p}v1:{v1}", wxid)
         return v1
 
-    def _issue_ticket(self, sender: str, target: str) -> str:
+    def _issue_ticket(self, sender: str, target: str, pipe: Any = None) -> str:
         v2 = f"v2_{secrets.token_hex(32)}@stranger"
-        self.r.set(f"{self.p}ticket:{v2}", json.dumps([sender, target]))
+        (pipe or self.r).set(f"{self.p}ticket:{v2}", json.dumps([sender, target]))
         return v2
 
     def _stranger(self, me: str, v1: str, v2: str) -> str:
