@@ -338,14 +338,13 @@ class GeweWeChat:
     def _call(self, endpoint: str, account: GeweAccount, body: dict[str, Any], safe: bool) -> Any:
         """One call; a call that is `safe` to repeat is tried once more when the server could not be reached or
         timed out. A friend request is never repeated here: a timed-out one may have gone out."""
-        attempts = 2 if safe else 1
-        for attempt in range(1, attempts + 1):
-            try:
-                return self._post(endpoint, {"appId": account.app_id, **body})
-            except WeChatTimeout:
-                if attempt == attempts:
-                    raise
-        raise AssertionError("unreachable")
+        request = {"appId": account.app_id, **body}
+        try:
+            return self._post(endpoint, request)
+        except WeChatTimeout:
+            if not safe:
+                raise
+        return self._post(endpoint, request)
 
     def _post(self, endpoint: str, body: dict[str, Any]) -> Any:
         try:

@@ -29,6 +29,24 @@ class World:
     rename_friend: Callable[[str], None]  # make WeChat push: `friend` takes a new nickname
 
 
+def default_fixture_world(rename_friend: Callable[[str, str], None]) -> World:
+    """The world of the simulated WeChat's default fixture, for a backend tested against the simulation (in process
+    or served); `rename_friend(wxid, nickname)` is the simulation's."""
+    friend = "wxid_8fseov8qf5di22"
+    return World(
+        uin="1150109773",
+        wxid="wxid_az12gf9ugnoh22",
+        friend=friend,
+        chatroom="18839427610@chatroom",
+        member="wxid_k1l2z3x4c5v6b7",
+        stranger_query="ops_two",
+        stranger_wxid="wxid_b7q2m0x1kk9922",
+        stranger_nickname="运营二号",
+        contact_count=18,
+        rename_friend=lambda name: rename_friend(friend, name),
+    )
+
+
 class WeChatClientContract:
     def test_sessions_and_routing(self, client: WeChatClient, world: World) -> None:
         assert world.uin in [s.uin for s in client.sessions(1)]

@@ -19,7 +19,7 @@ from protocol.gewe import OFFLINE_KEY, PUSH_PREFIX, Answer, GeweWeChat, error_fo
 from protocol.gewe_server import ServedSimulation
 from protocol.gewe_server import create_app as served_app
 from protocol.simulated import SimulatedWeChat
-from tests.protocol.contract import WeChatClientContract, World
+from tests.protocol.contract import WeChatClientContract, World, default_fixture_world
 from tests.servers import Served
 
 A_UIN, A = "1150109773", "wxid_az12gf9ugnoh22"
@@ -87,18 +87,7 @@ def client(network: tuple[SimulatedWeChat, Settings], sim: SimulatedWeChat) -> G
 
 @pytest.fixture
 def world(sim: SimulatedWeChat) -> World:
-    return World(
-        uin=A_UIN,
-        wxid=A,
-        friend="wxid_8fseov8qf5di22",
-        chatroom="18839427610@chatroom",
-        member="wxid_k1l2z3x4c5v6b7",
-        stranger_query="ops_two",
-        stranger_wxid=B,
-        stranger_nickname="运营二号",
-        contact_count=18,
-        rename_friend=lambda name: sim.rename("wxid_8fseov8qf5di22", name),
-    )
+    return default_fixture_world(sim.rename)
 
 
 class TestGeweContract(WeChatClientContract):

@@ -13,7 +13,7 @@ from protocol.client import Opcode, Scene, load_client
 from protocol.fixture import DEFAULT_FIXTURE, load_fixture
 from protocol.friend_request import parse_friend_request
 from protocol.simulated import SimulatedWeChat
-from tests.protocol.contract import WeChatClientContract, World
+from tests.protocol.contract import WeChatClientContract, World, default_fixture_world
 
 A_UIN, A = "1150109773", "wxid_az12gf9ugnoh22"
 B = "wxid_b7q2m0x1kk9922"
@@ -35,18 +35,7 @@ def client(sim: SimulatedWeChat) -> SimulatedWeChat:
 
 @pytest.fixture
 def world(sim: SimulatedWeChat) -> World:
-    return World(
-        uin=A_UIN,
-        wxid=A,
-        friend="wxid_8fseov8qf5di22",
-        chatroom="18839427610@chatroom",
-        member="wxid_k1l2z3x4c5v6b7",
-        stranger_query="ops_two",
-        stranger_wxid=B,
-        stranger_nickname="运营二号",
-        contact_count=18,
-        rename_friend=lambda name: sim.rename("wxid_8fseov8qf5di22", name),
-    )
+    return default_fixture_world(sim.rename)
 
 
 class TestSimulatedContract(WeChatClientContract):
