@@ -10,6 +10,7 @@ from typing import Any as _Any
 from contactq.settings import get_settings as _get_settings
 from tasks.queues import celery_queue as _celery_queue
 from tasks.queues import worker_queues as _worker_queues
+from tasks.redis_transport import NAME as _REDIS_TRANSPORT
 
 _settings = _get_settings()
 
@@ -36,6 +37,9 @@ def _transport_options() -> dict[str, _Any]:
 
 
 broker_transport_options = _transport_options()
+if broker_url.startswith("redis://"):
+    # kombu's Redis transport, less a new redis-py client for every command (tasks/redis_transport.py).
+    broker_transport = _REDIS_TRANSPORT
 
 # Requests and replies are plain JSON (tasks/plainjson.py); kombu's json is still accepted from other Celery callers.
 task_serializer = "contactq-json"
