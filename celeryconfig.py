@@ -60,7 +60,9 @@ task_soft_time_limit = _settings.task_soft_time_limit_s
 task_queues = [_celery_queue(q) for q in _worker_queues(_settings.server_id, _settings.child_ids)]
 
 task_track_started = True
+# The sender's event carries the task's queue for Flower. The workers' events are off unless CONTACTQ_TASK_EVENTS:
+# `contactq flower` and Flower itself turn them on while they watch.
 task_send_sent_event = True
-worker_send_task_events = True
+worker_send_task_events = _settings.task_events
 result_extended = True
 result_expires = 24 * 3600

@@ -60,6 +60,10 @@ def flower() -> None:
     # backend: Flower's task-result API would hand out the unmasked replies (v1, v2) the backend keeps for callers;
     # the task events it shows are masked.
     env = {"FLOWER_BASIC_AUTH": f"{s.flower_user}:{s.flower_password}", "CONTACTQ_RESULT_BACKEND": ""}
+    # The running workers send their task events from now on, not from Flower's first periodic broadcast 5 s on.
+    from tasks import app
+
+    app.control.enable_events()
     _celery("flower", f"--address={s.flower_address}", f"--port={s.flower_port}", env=env)
 
 

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     unacked_restore_interval_s: int = 5
     # A worker killed during a restore sweep holds the sweep's lock until it expires (kombu's default: 300 s).
     unacked_mutex_expire_s: int = 30
+    # The workers' task events always on. Off, `contactq flower` and Flower turn them on while Flower runs (at its
+    # start, then every 5 s): they cost the worker's main process a publish for every task it receives and finishes.
+    task_events: bool = False
     task_time_limit_s: int = 240
     task_soft_time_limit_s: int = 200
     # Celery's autoscaler: each worker runs between min and max pool processes, growing with the tasks it holds.
