@@ -25,14 +25,6 @@ from tasks.store import AccountRegistry
 log = logging.getLogger(__name__)
 
 
-# How long a claim to send a task holds: longer than any publish with its retries takes.
-_SENDING_S = 60
-
-
-def _sent_key(task_id: str) -> str:
-    return f"contactq:bridged:{task_id}"
-
-
 def send(app: Celery, entry: Entry) -> None:
     """The request's task, under the request's id, to its child's queue."""
     args = [entry.request]
@@ -103,20 +95,17 @@ class Inbound:
             queue = queue_name(where.op, where.server_id, child)
             task_id = headers.get("message-id") or str(uuid.uuid4())
             # A message whose acknowledgement was lost comes again, maybe to another bridge at the same moment: its
-            # task is sent by whoever claims it first, once.
-            if not self._claim(task_id):
-                return Accepted(task_id, queue, again=True)
+            # task is sent by whoever enters it first, once.
             entry = Entry(task_id=task_id, op=where.op, queue=queue, request=request)
-            # In the ledger before it is sent, so that no accepted request goes unwatched.
-            self.ledger.accept(entry)
+            if not self._enter(entry):
+                return Accepted(task_id, queue, again=True)
             try:
                 send(self.app, entry)
             except BaseException:
                 # Not sent: the redelivery sends it.
                 self.ledger.forget(task_id)
-                self.store.delete(_sent_key(task_id))
                 raise
-            self.store.set(_sent_key(task_id), "sent", ex=self.settings.dedupe_window_s)
+            self.ledger.sent(task_id)
             return Accepted(task_id, queue)
         except (InvalidRequest, NotOnline) as e:
             log.warning("refused a message on %s: %s", destination, mask(e.message))
@@ -128,19 +117,20 @@ class Inbound:
             log.exception("refused a message on %s", destination)
             return Refused(Status.INTERNAL_ERROR, f"internal error: {type(e).__name__}", request, op)
 
-    def _claim(self, task_id: str) -> bool:
+    def _enter(self, entry: Entry) -> bool:
         """True when this bridge is to send the task; False when it was sent. While another bridge is sending it,
         wait a little (this runs in the STOMP receiver: less than a heart-beat), then leave the message to come again.
         A claim whose bridge died mid-send lapses after a minute."""
         deadline = time.monotonic() + min(5.0, self.settings.bridge_heartbeat_ms / 2000)
-        while True:
-            if self.store.set(_sent_key(task_id), "sending", nx=True, ex=_SENDING_S):
-                return True
-            if self.store.get(_sent_key(task_id)) == "sent":
-                return False
+        earlier = self.ledger.accept(entry)
+        while earlier == "sending":
             if time.monotonic() > deadline:
-                raise StoreUnavailable(f"task {task_id} is still being sent by another bridge")
+                raise StoreUnavailable(f"task {entry.task_id} is still being sent by another bridge")
             time.sleep(0.05)
+            earlier = self.ledger.state(entry.task_id)
+            if earlier is None:  # the other bridge's send failed: ours may enter it now
+                earlier = self.ledger.accept(entry)
+        return earlier is None
 
     def _child_of(self, uin: str, server_id: int) -> int:
         session = self.registry.lookup(uin)

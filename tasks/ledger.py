@@ -4,6 +4,7 @@ so that one the Celery broker lost can be found and sent again (bridge/recovery.
 `contactq:ledger`               ZSET task id -> when it was accepted, last sent again or last seen waiting (epoch s)
 `contactq:ledger:{task id}`     the entry as JSON: operation, queue, request, times sent again
 `contactq:answered:{task id}`   the task has answered: a copy of it delivered again does nothing
+`contactq:bridged:{task id}`    'sending', then 'sent': a copy of the request's message delivered again is not sent
 """
 
 from __future__ import annotations
@@ -31,6 +32,23 @@ return 1
 """
 
 
+# Enters a request unless a copy of it was entered (its message delivered again, maybe to another bridge): nil when
+# entered now, else the copy's state. One step, so that the claim and the entry are never apart.
+_ACCEPT = """
+if not redis.call('SET', KEYS[3], 'sending', 'NX', 'EX', ARGV[4]) then return redis.call('GET', KEYS[3]) end
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return false
+"""
+
+# How long a claim to send a task holds: longer than any publish with its retries takes.
+_SENDING_S = 60
+
+
+def _bridged_key(task_id: str) -> str:
+    return f"contactq:bridged:{task_id}"
+
+
 class Entry(BaseModel):
     task_id: str
     op: str
@@ -49,18 +67,35 @@ class Ledger:
         self.r = client
         self.answered_ttl_s = answered_ttl_s
         self._claim_resend = client.register_script(_CLAIM_RESEND)
+        self._accept = client.register_script(_ACCEPT)
 
-    def accept(self, entry: Entry) -> None:
+    def accept(self, entry: Entry) -> str | None:
+        """Enter a request before its task is sent, so that no accepted request goes unwatched: None when entered
+        now (the caller is to send it), else the state of the copy entered before, 'sending' or 'sent'."""
         with redis_errors("ledger"):
-            pipe = self.r.pipeline(transaction=True)
-            pipe.set(f"{KEY}:{entry.task_id}", entry.document())
-            pipe.zadd(KEY, {entry.task_id: time.time()})
-            pipe.execute()
+            earlier = self._accept(
+                keys=[KEY, f"{KEY}:{entry.task_id}", _bridged_key(entry.task_id)],
+                args=[entry.task_id, time.time(), entry.document(), _SENDING_S],
+            )
+        return None if earlier is None else str(earlier)
+
+    def sent(self, task_id: str) -> None:
+        """Its task is in the Celery broker: a copy of the message delivered again is acknowledged, not sent."""
+        with redis_errors("ledger"):
+            self.r.set(_bridged_key(task_id), "sent", ex=self.answered_ttl_s)
+
+    def state(self, task_id: str) -> str | None:
+        """'sending', 'sent', or None when no copy is entered (any more)."""
+        with redis_errors("ledger"):
+            found = self.r.get(_bridged_key(task_id))
+        return None if found is None else str(found)
 
     def forget(self, task_id: str) -> None:
-        """The request was not sent after all."""
+        """The request was not sent after all: a copy delivered again is entered and sent."""
         with redis_errors("ledger"):
-            self.r.pipeline(transaction=True).zrem(KEY, task_id).delete(f"{KEY}:{task_id}").execute()
+            pipe = self.r.pipeline(transaction=True)
+            pipe.zrem(KEY, task_id).delete(f"{KEY}:{task_id}").delete(_bridged_key(task_id))
+            pipe.execute()
 
     def settle(self, task_id: str, pipe: redis.client.Pipeline) -> None:
         """The task answered (or dead-lettered) its request: nothing more to watch, and a copy delivered again is not
