@@ -67,7 +67,7 @@ def main(count: int, runs: int) -> None:
     for url in (settings.store_url, settings.broker_url, settings.result_backend):
         redis.Redis.from_url(url).flushdb()
     SimulatedWeChat(redis.Redis.from_url(settings.store_url, decode_responses=True), 1, [1]).load(load_fixture())
-    worker = Worker("scale", [1])
+    worker = Worker("scale", [1], loglevel="warning")
     worker.start()
     figures: dict[str, dict[str, list[float]]] = {name: {"start": [], "rss": [], "rate": []} for name in DEPLOYMENTS}
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
 from benchenv import BENCH_ENV
 
@@ -33,7 +34,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, NamedTuple  # noqa: E402
 
 import click  # noqa: E402
 import redis  # noqa: E402
@@ -49,6 +50,7 @@ from tasks.search_contact import search_contact  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bare_celery import echo  # noqa: E402
+from cpu import CpuMeter  # noqa: E402
 
 from tests.bridge.conftest import BridgeProcess  # noqa: E402
 from tests.stack import Worker  # noqa: E402
@@ -85,24 +87,34 @@ def stomp_client(listener: stomp.ConnectionListener | None = None) -> stomp.Conn
     return conn
 
 
-def measure(send: Callable[[int], None], replies: Replies, burst: int, sequential: int) -> tuple[float, list[float]]:
-    """(requests/s over a burst, latencies in ms one request at a time)."""
+class Figures(NamedTuple):
+    rate: float  # requests/s over the burst
+    latencies: list[float]  # ms, one request at a time
+    cpu_ms: dict[str, float]  # CPU of each part per request of the burst
+
+
+METER = CpuMeter({})  # the parts are known once the processes run
+
+
+def measure(send: Callable[[int], None], replies: Replies, burst: int, sequential: int) -> Figures:
     replies.at.clear()
+    METER.start()
     start = time.perf_counter()
     for n in range(burst):
         send(n)
     replies.wait(burst)
     rate = burst / (max(replies.at.values()) - start)
+    cpu = METER.stop()
     latencies = []
     for n in range(burst, burst + sequential):
         sent = time.perf_counter()
         send(n)
         replies.wait(n + 1)
         latencies.append((replies.at[n] - sent) * 1000)
-    return rate, latencies
+    return Figures(rate, latencies, {k: v * 1000 / burst for k, v in cpu.items()})
 
 
-def bridge_path(burst: int, sequential: int) -> tuple[float, list[float]]:
+def bridge_path(burst: int, sequential: int) -> Figures:
     replies = Replies()
     conn = stomp_client(replies)
     conn.subscribe("/queue/bench.reply.bridge", id="r", ack="auto")
@@ -118,20 +130,22 @@ def bridge_path(burst: int, sequential: int) -> tuple[float, list[float]]:
         conn.disconnect()
 
 
-def round_trips(send: Callable[[int], Any], burst: int, sequential: int) -> tuple[float, list[float]]:
+def round_trips(send: Callable[[int], Any], burst: int, sequential: int) -> Figures:
+    METER.start()
     start = time.perf_counter()
     for result in [send(n) for n in range(burst)]:
         result.get(timeout=300)
     rate = burst / (time.perf_counter() - start)
+    cpu = METER.stop()
     latencies = []
     for n in range(sequential):
         sent = time.perf_counter()
         send(n).get(timeout=60)
         latencies.append((time.perf_counter() - sent) * 1000)
-    return rate, latencies
+    return Figures(rate, latencies, {k: v * 1000 / burst for k, v in cpu.items()})
 
 
-def celery_path(burst: int, sequential: int) -> tuple[float, list[float]]:
+def celery_path(burst: int, sequential: int) -> Figures:
     def send(n: int) -> Any:
         # The same request as on the bridge path, reply queue included: the same work in the worker.
         request = {**REQUEST, "queueName": "bench.reply.celery", "n": n}
@@ -140,7 +154,7 @@ def celery_path(burst: int, sequential: int) -> tuple[float, list[float]]:
     return round_trips(send, burst, sequential)
 
 
-def bare_path(burst: int, sequential: int) -> tuple[float, list[float]]:
+def bare_path(burst: int, sequential: int) -> Figures:
     return round_trips(lambda n: echo.apply_async(args=[{**REQUEST, "n": n}]), burst, sequential)
 
 
@@ -154,7 +168,7 @@ class Echo(stomp.ConnectionListener):  # type: ignore[misc]
         self.conn.ack(frame.headers["ack"])
 
 
-def activemq_path(burst: int, sequential: int) -> tuple[float, list[float]]:
+def activemq_path(burst: int, sequential: int) -> Figures:
     echo = Echo()
     replies = Replies()
     conn = stomp_client(replies)
@@ -179,7 +193,17 @@ def bare_worker() -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "celery", "-A", "bare_celery", "worker", "-c", "2", "-n", "bare@%h", "-l", "warning"],
         cwd=ROOT / "bench",
         env={**os.environ},
+        start_new_session=True,  # stopped with its pool processes
     )
+
+
+def activemq_pid() -> int:
+    """The broker `scripts/activemq.sh` started (0, measured as nothing, when it was started otherwise)."""
+    pidfile = Path(os.environ.get("ACTIVEMQ_BASE", ROOT / ".run" / "activemq")) / "activemq.pid"
+    try:
+        return int(pidfile.read_text())
+    except (OSError, ValueError):
+        return 0
 
 
 def wait_for_ping(app: Any, hostname: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
@@ -203,7 +227,8 @@ def main(burst: int, sequential: int) -> None:
         redis.Redis.from_url(url).flushdb()
     SimulatedWeChat(store, 1, [1], prefix=settings.sim_prefix).load(load_fixture(settings.fixture))
     subprocess.run([str(ROOT / "scripts" / "activemq.sh"), "up"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    worker = Worker("bench", [1])
+    # At the bare worker's log level (Celery's default, warning): the same logging on both sides.
+    worker = Worker("bench", [1], loglevel="warning")
     bare = bare_worker()
     bridge = BridgeProcess()
     bridge.start()
@@ -212,6 +237,17 @@ def main(burst: int, sequential: int) -> None:
         worker.wait_ready()
         wait_for_ping(echo.app, "bare@" + socket.gethostname(), bare)
         bridge.wait_connected()
+        assert worker.proc is not None and bridge.proc is not None
+        METER.parts.update(
+            {
+                "bridge": bridge.proc.pid,
+                "worker": worker.proc.pid,
+                "bare worker": bare.pid,
+                "ActiveMQ": activemq_pid(),
+                "Redis": int(store.info("server")["process_id"]),
+                "this client": os.getpid(),
+            }
+        )
         results = {}
         for name, path in (
             ("bridge (STOMP -> bridge -> worker -> STOMP)", bridge_path),
@@ -219,20 +255,25 @@ def main(burst: int, sequential: int) -> None:
             ("raw Celery (searchContact -> result)", celery_path),
             ("raw ActiveMQ (STOMP echo)", activemq_path),
         ):
-            path(200, 20)  # warm-up
+            path(1000, 20)  # warm-up, ActiveMQ's JIT included
             results[name] = path(burst, sequential)
     finally:
         bridge.stop()
         worker.stop()
-        bare.terminate()
+        os.killpg(bare.pid, signal.SIGTERM)
         bare.wait(timeout=20)
     click.echo(f"searchContact, burst of {burst}, then {sequential} one at a time")
-    for name, (rate, latencies) in results.items():
-        click.echo(f"  {name:46s} {rate:7.0f} req/s   p50 {p(latencies, 50):6.1f} ms   p99 {p(latencies, 99):6.1f} ms")
-    bridge_rate = results["bridge (STOMP -> bridge -> worker -> STOMP)"][0]
+    for name, figures in results.items():
+        click.echo(
+            f"  {name:46s} {figures.rate:7.0f} req/s   p50 {p(figures.latencies, 50):6.1f} ms   "
+            f"p99 {p(figures.latencies, 99):6.1f} ms"
+        )
+        parts = "  ".join(f"{part} {ms:.2f}" for part, ms in figures.cpu_ms.items() if ms >= 0.05)
+        click.echo(f"  {'':46s} CPU ms a request: {parts}  (total {sum(figures.cpu_ms.values()):.2f})")
+    bridge_rate = results["bridge (STOMP -> bridge -> worker -> STOMP)"].rate
     for baseline in ("bare Celery (trivial task -> result)", "raw Celery (searchContact -> result)"):
-        click.echo(f"  ratio bridge / {baseline}: {bridge_rate / results[baseline][0]:.2f}")
-    click.echo(f"  ratio bridge / raw ActiveMQ: {bridge_rate / results['raw ActiveMQ (STOMP echo)'][0]:.2f}")
+        click.echo(f"  ratio bridge / {baseline}: {bridge_rate / results[baseline].rate:.2f}")
+    click.echo(f"  ratio bridge / raw ActiveMQ: {bridge_rate / results['raw ActiveMQ (STOMP echo)'].rate:.2f}")
 
 
 if __name__ == "__main__":

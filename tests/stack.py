@@ -48,6 +48,7 @@ class Worker:
         env: dict[str, str] | None = None,
         concurrency: int = 2,
         pool_args: tuple[str, ...] = (),
+        loglevel: str = "info",
     ):
         self.name = name
         self.hostname = f"{name}@{socket.gethostname()}"
@@ -55,6 +56,7 @@ class Worker:
         self.env = env or {}
         # `-c N` unless the pool is given otherwise (`--autoscale=max,min`).
         self.pool_args = pool_args or ("-c", str(concurrency))
+        self.loglevel = loglevel
         self.log_path = Path(tempfile.mkstemp(prefix=f"contactq-{name}-", suffix=".log")[1])
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -73,7 +75,7 @@ class Worker:
                     f"{self.name}@%h",
                     *self.pool_args,
                     "-l",
-                    "info",
+                    self.loglevel,
                     "--without-mingle",
                     "--without-gossip",
                 ],
