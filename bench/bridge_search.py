@@ -50,7 +50,7 @@ from tasks.search_contact import search_contact  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bare_celery import echo  # noqa: E402
-from cpu import CpuMeter  # noqa: E402
+from cpu import CpuMeter, children  # noqa: E402
 
 from tests.bridge.conftest import BridgeProcess  # noqa: E402
 from tests.stack import Worker  # noqa: E402
@@ -93,7 +93,7 @@ class Figures(NamedTuple):
     cpu_ms: dict[str, float]  # CPU of each part per request of the burst
 
 
-METER = CpuMeter({})  # the parts are known once the processes run
+METER = CpuMeter()  # its parts are known once the processes run
 
 
 def measure(send: Callable[[int], None], replies: Replies, burst: int, sequential: int) -> Figures:
@@ -240,12 +240,14 @@ def main(burst: int, sequential: int) -> None:
         assert worker.proc is not None and bridge.proc is not None
         METER.parts.update(
             {
-                "bridge": bridge.proc.pid,
-                "worker": worker.proc.pid,
-                "bare worker": bare.pid,
-                "ActiveMQ": activemq_pid(),
-                "Redis": int(store.info("server")["process_id"]),
-                "this client": os.getpid(),
+                "bridge": [bridge.proc.pid],
+                "worker": [worker.proc.pid],
+                "worker pool": children(worker.proc.pid),
+                "bare worker": [bare.pid],
+                "bare pool": children(bare.pid),
+                "ActiveMQ": [activemq_pid()],
+                "Redis": [int(store.info("server")["process_id"])],
+                "this client": [os.getpid()],
             }
         )
         results = {}
