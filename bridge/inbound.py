@@ -71,7 +71,6 @@ class Inbound:
         self.app = app
         self.settings = settings
         self.registry = registry
-        self.store = store
         self.ledger = Ledger(store, answered_ttl_s=settings.dedupe_window_s)
         import_operations()  # the request models it validates with
 
