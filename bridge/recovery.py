@@ -22,14 +22,13 @@ import redis
 from celery import Celery
 
 from bridge.inbound import send
-from contactq.errors import Status
+from contactq.errors import Status, redis_errors
 from contactq.settings import Settings
 from tasks.ledger import Entry, Ledger
 from tasks.metrics import Counters
 from tasks.operation import failure_reply
 from tasks.outbox import Outbox
 from tasks.queues import task_name
-from tasks.store import redis_errors
 
 log = logging.getLogger(__name__)
 

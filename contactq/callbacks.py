@@ -34,11 +34,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from contactq.errors import ConfigurationError, InvalidRequest, StoreUnavailable
+from contactq.errors import ConfigurationError, InvalidRequest, StoreUnavailable, redis_errors
 from contactq.settings import GeweAccount, Settings
 from protocol.gewe import OFFLINE_KEY, PUSH_PREFIX
 from protocol.gewe_callbacks import CallbackRefused, Decoded, decode
-from protocol.pushstream import PushStreams, entry, redis_errors
+from protocol.pushstream import PushStreams, entry
 from tasks.metrics import Counters
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,11 @@ of errors that Celery retries with backoff (`autoretry_for`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import IntEnum
+
+import redis
 
 
 class Status(IntEnum):
@@ -62,6 +66,15 @@ class StoreUnavailable(ContactqError):
     """Redis (the contact store or the Celery broker) did not answer; worth another try."""
 
     status = Status.TIMEOUT
+
+
+@contextmanager
+def redis_errors(what: str) -> Iterator[None]:
+    """Redis's errors, where Redis is called, as StoreUnavailable naming `what` was not there."""
+    try:
+        yield
+    except redis.RedisError as e:
+        raise StoreUnavailable(f"{what} unavailable: {e}") from e
 
 
 class WeChatError(ContactqError):

@@ -27,7 +27,7 @@ import httpx
 import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from contactq.errors import NotFound, NotOnline, ProtocolFailure, TooFrequent, WeChatError, WeChatTimeout
+from contactq.errors import NotFound, NotOnline, ProtocolFailure, TooFrequent, WeChatError, WeChatTimeout, redis_errors
 from contactq.settings import GeweAccount, Settings
 from protocol.client import (
     ChatroomMember,
@@ -40,7 +40,7 @@ from protocol.client import (
     error_for_code,
 )
 from protocol.pinyin import quan_pin
-from protocol.pushstream import PushStreams, redis_errors
+from protocol.pushstream import PushStreams
 
 PUSH_PREFIX = "contactq:gewe:"
 # appIds a server reported offline (an `Offline` callback); checked with /login/checkOnline before the next call.

@@ -7,14 +7,13 @@ is read again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 from pydantic import ValidationError
 
-from contactq.errors import StoreUnavailable
+from contactq.errors import redis_errors
 from protocol.client import PushedChange
 
 GROUP = "contactq"
@@ -31,14 +30,6 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
 end
 return 0
 """
-
-
-@contextmanager
-def redis_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except redis.RedisError as e:
-        raise StoreUnavailable(f"{what} unavailable: {e}") from e
 
 
 def stream_key(prefix: str, server_id: int, child_id: int) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from contactq.errors import NotOnline
+from contactq.errors import NotOnline, redis_errors
 from contactq.settings import GeweAccount, Settings
 from protocol.client import (
     ChatroomMember,
@@ -39,7 +39,7 @@ from protocol.client import (
 from protocol.fixture import Account, Chatroom, Fixture, Person, load_fixture
 from protocol.friend_request import FriendRequest, friend_request_xml
 from protocol.pinyin import initials, quan_pin
-from protocol.pushstream import MAXLEN, PushStreams, entry, redis_errors, stream_key
+from protocol.pushstream import MAXLEN, PushStreams, entry, stream_key
 
 _LOAD_BATCH = 1000
 

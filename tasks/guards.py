@@ -9,10 +9,9 @@ from typing import Any
 
 import redis
 
-from contactq.errors import InProgress, RateLimited
+from contactq.errors import InProgress, RateLimited, redis_errors
 from contactq.settings import RateLimit
 from tasks.metrics import Counters
-from tasks.store import redis_errors
 
 # Sliding window: at most ARGV[2] members within ARGV[1] ms. A member already counted (the same task retried) passes
 # without taking a second slot. Returns 0, or the ms until a slot frees. Redis's clock, so workers need not agree.

@@ -16,8 +16,8 @@ from typing import Any
 import redis
 from pydantic import BaseModel
 
+from contactq.errors import redis_errors
 from tasks import plainjson
-from tasks.store import redis_errors
 
 KEY = "contactq:ledger"
 

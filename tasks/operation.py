@@ -18,7 +18,7 @@ from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from pydantic import BaseModel
 
-from contactq.errors import RETRYABLE, ContactqError, InvalidRequest, Status
+from contactq.errors import RETRYABLE, ContactqError, InvalidRequest, Status, redis_errors
 from contactq.settings import Settings, get_settings
 from protocol.client import Session, WeChatClient
 from protocol.records import contact_record, member_record
@@ -27,7 +27,7 @@ from tasks.messages import Announcement, EventKind, Reply, Request, Result, anno
 from tasks.metrics import OTHER_ACCOUNTS
 from tasks.queues import task_name
 from tasks.runtime import Runtime
-from tasks.store import ContactStore, redis_errors
+from tasks.store import ContactStore
 
 log = logging.getLogger(__name__)
 

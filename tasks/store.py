@@ -10,24 +10,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
 
-from contactq.errors import StoreUnavailable
+from contactq.errors import redis_errors
 from protocol.client import Session
 
 BATCH = 500
-
-
-@contextmanager
-def redis_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except redis.RedisError as e:
-        raise StoreUnavailable(f"{what}: {e}") from e
 
 
 def contact_key(uin: str, account_wxid: str) -> str:
