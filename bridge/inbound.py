@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -96,7 +95,7 @@ class Inbound:
             # A message whose acknowledgement was lost comes again, maybe to another bridge at the same moment: its
             # task is sent by whoever enters it first, once.
             entry = Entry(task_id=task_id, op=where.op, queue=queue, request=request)
-            if not self._enter(entry):
+            if not self.ledger.accept(entry):
                 return Accepted(task_id, queue, again=True)
             try:
                 send(self.app, entry)
@@ -104,7 +103,6 @@ class Inbound:
                 # Not sent: the redelivery sends it.
                 self.ledger.forget(task_id)
                 raise
-            self.ledger.sent(task_id)
             return Accepted(task_id, queue)
         except (InvalidRequest, NotOnline) as e:
             log.warning("refused a message on %s: %s", destination, mask(e.message))
@@ -115,21 +113,6 @@ class Inbound:
             # A defect of ours meeting this message: refused and kept, so that one message cannot stall the bridge.
             log.exception("refused a message on %s", destination)
             return Refused(Status.INTERNAL_ERROR, f"internal error: {type(e).__name__}", request, op)
-
-    def _enter(self, entry: Entry) -> bool:
-        """True when this bridge is to send the task; False when it was sent. While another bridge is sending it,
-        wait a little (this runs in the STOMP receiver: less than a heart-beat), then leave the message to come again.
-        A claim whose bridge died mid-send lapses after a minute."""
-        deadline = time.monotonic() + min(5.0, self.settings.bridge_heartbeat_ms / 2000)
-        earlier = self.ledger.accept(entry)
-        while earlier == "sending":
-            if time.monotonic() > deadline:
-                raise StoreUnavailable(f"task {entry.task_id} is still being sent by another bridge")
-            time.sleep(0.05)
-            earlier = self.ledger.state(entry.task_id)
-            if earlier is None:  # the other bridge's send failed: ours may enter it now
-                earlier = self.ledger.accept(entry)
-        return earlier is None
 
     def _child_of(self, uin: str, server_id: int) -> int:
         session = self.registry.lookup(uin)

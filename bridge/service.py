@@ -64,6 +64,9 @@ def resend_headers(headers: dict[str, str], body: bytes) -> dict[str, str]:
 class Bridge:
     def __init__(self, app: Celery, settings: Settings) -> None:
         self.settings = settings
+        # Flower shows a task's queue from its task-sent event, which costs the bridge a publish for every request:
+        # sent only while task events are kept on.
+        app.conf.task_send_sent_event = settings.task_events
         # What the bridge needs, and not a WeChat client: the bridge never talks to WeChat.
         self.store = redis.Redis.from_url(settings.store_url, decode_responses=True)
         self.counters = Counters(self.store)

@@ -4,7 +4,7 @@ so that one the Celery broker lost can be found and sent again (bridge/recovery.
 `contactq:ledger`               ZSET task id -> when it was accepted, last sent again or last seen waiting (epoch s)
 `contactq:ledger:{task id}`     the entry as JSON: operation, queue, request, times sent again
 `contactq:answered:{task id}`   the task has answered: a copy of it delivered again does nothing
-`contactq:bridged:{task id}`    'sending', then 'sent': a copy of the request's message delivered again is not sent
+`contactq:bridged:{task id}`    entered: a copy of the request's message delivered again is not sent
 """
 
 from __future__ import annotations
@@ -32,17 +32,16 @@ return 1
 """
 
 
-# Enters a request unless a copy of it was entered (its message delivered again, maybe to another bridge): nil when
-# entered now, else the copy's state. One step, so that the claim and the entry are never apart.
+# Enters a request unless a copy of it was entered (its message delivered again, maybe to another bridge): 1 when
+# entered now. One step, so that the claim and the entry are never apart. A copy finds the claim and is not sent
+# again, even while the first is still being sent: should that send never happen (its bridge died), the entry is
+# overdue in the ledger and the recovery sends it.
 _ACCEPT = """
-if not redis.call('SET', KEYS[3], 'sending', 'NX', 'EX', ARGV[4]) then return redis.call('GET', KEYS[3]) end
+if not redis.call('SET', KEYS[3], 1, 'NX', 'EX', ARGV[4]) then return 0 end
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-return false
+return 1
 """
-
-# How long a claim to send a task holds: longer than any publish with its retries takes.
-_SENDING_S = 60
 
 
 def _bridged_key(task_id: str) -> str:
@@ -69,26 +68,15 @@ class Ledger:
         self._claim_resend = client.register_script(_CLAIM_RESEND)
         self._accept = client.register_script(_ACCEPT)
 
-    def accept(self, entry: Entry) -> str | None:
-        """Enter a request before its task is sent, so that no accepted request goes unwatched: None when entered
-        now (the caller is to send it), else the state of the copy entered before, 'sending' or 'sent'."""
+    def accept(self, entry: Entry) -> bool:
+        """Enter a request before its task is sent, so that no accepted request goes unwatched: True when entered
+        now (the caller is to send it), False when a copy was entered before."""
         with redis_errors("ledger"):
-            earlier = self._accept(
+            entered = self._accept(
                 keys=[KEY, f"{KEY}:{entry.task_id}", _bridged_key(entry.task_id)],
-                args=[entry.task_id, time.time(), entry.document(), _SENDING_S],
+                args=[entry.task_id, time.time(), entry.document(), self.answered_ttl_s],
             )
-        return None if earlier is None else str(earlier)
-
-    def sent(self, task_id: str) -> None:
-        """Its task is in the Celery broker: a copy of the message delivered again is acknowledged, not sent."""
-        with redis_errors("ledger"):
-            self.r.set(_bridged_key(task_id), "sent", ex=self.answered_ttl_s)
-
-    def state(self, task_id: str) -> str | None:
-        """'sending', 'sent', or None when no copy is entered (any more)."""
-        with redis_errors("ledger"):
-            found = self.r.get(_bridged_key(task_id))
-        return None if found is None else str(found)
+        return bool(entered)
 
     def forget(self, task_id: str) -> None:
         """The request was not sent after all: a copy delivered again is entered and sent."""
