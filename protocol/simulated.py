@@ -72,6 +72,18 @@ return {row, latency, ''}
 """
 
 
+# A search in one round trip: who the query finds, their profile, and a v2 ticket issued to the searcher for them
+# (tickets of someone gone lead nowhere: see _stranger).
+_SEARCH = """
+local wxid = redis.call('GET', KEYS[1])
+if not wxid then return false end
+local doc = redis.call('GET', ARGV[1] .. wxid)
+if not doc then return {wxid, ''} end
+redis.call('SET', KEYS[2], cjson.encode({ARGV[2], wxid}))
+return {wxid, doc}
+"""
+
+
 def _redis_errors() -> AbstractContextManager[None]:
     return redis_errors("simulated WeChat state")
 
@@ -106,6 +118,7 @@ class SimulatedWeChat:
         self.lock_key = f"{prefix}loading"
         self.pushes = PushStreams(client, prefix, server_id)
         self._enter_script = client.register_script(_ENTER)
+        self._search_script = client.register_script(_SEARCH)
 
     # -- the WeChatClient interface -----------------------------------------------------------------------------
 
@@ -137,25 +150,22 @@ class SimulatedWeChat:
 
     def search(self, uin: str, query: str) -> SearchResult:
         me = self._enter(uin)
+        v2 = f"v2_{secrets.token_hex(32)}@stranger"
         with _redis_errors():
-            wxid = self.r.get(f"{self.p}find:{query.lower()}")
-            if wxid is None:
-                raise error_for_code(-4, f"no WeChat user {query!r}")
-            # The person and the two tickets in one round trip: tickets of someone gone lead nowhere (_stranger).
-            pipe = self.r.pipeline(transaction=False)
-            pipe.get(f"{self.p}person:{wxid}")
-            v1, v2 = self._v1(wxid, pipe), self._issue_ticket(me.wxid, wxid, pipe)
-            doc = pipe.execute()[0]
-            if doc is None:
-                raise error_for_code(-4, f"no WeChat user {wxid}")
-            person = json.loads(doc)
-            return SearchResult(
-                v1=v1,
-                v2=v2,
-                nickname=person["nickname"],
-                small_head=person["small_head"],
-                quan_pin=person["quan_pin"],
+            found = self._search_script(
+                keys=[f"{self.p}find:{query.lower()}", f"{self.p}ticket:{v2}"], args=[f"{self.p}person:", me.wxid]
             )
+        if not found or not found[1]:
+            raise error_for_code(-4, f"no WeChat user {query!r}")
+        wxid, doc = found
+        person = json.loads(doc)
+        return SearchResult(
+            v1=self._v1(wxid),
+            v2=v2,
+            nickname=person["nickname"],
+            small_head=person["small_head"],
+            quan_pin=person["quan_pin"],
+        )
 
     def verify_user(
         self, uin: str, opcode: Opcode, v1: str, v2: str, content: str, scene: int, chatroom: str = ""
@@ -421,6 +431,7 @@ class SimulatedWeChat:
             big_head=person.head or _head_url(person.wxid, 0),
         )
         pipe.set(f"{self.p}person:{person.wxid}", json.dumps(doc))
+        pipe.set(f"{self.p}v1:{self._v1(person.wxid)}", person.wxid)
         for term in (person.alias, person.phone, person.qq):
             if term:
                 pipe.set(f"{self.p}find:{term.lower()}", person.wxid)
@@ -513,14 +524,13 @@ class SimulatedWeChat:
             raise error_for_code(-4, f"{username} is not in {chatroom}")
         return username
 
-    def _v1(self, wxid: str, pipe: Any = None) -> str:
-        v1 = f"v1_{hashlib.sha256((self.p + wxid).encode()).hexdigest()}@stranger"
-        (pipe or self.r).set(f"{self.p}v1:{v1}", wxid)
-        return v1
+    def _v1(self, wxid: str) -> str:
+        """A person's encryptusername: always the same, and known (`v1:{v1}`) from when the person was put."""
+        return f"v1_{hashlib.sha256((self.p + wxid).encode()).hexdigest()}@stranger"
 
-    def _issue_ticket(self, sender: str, target: str, pipe: Any = None) -> str:
+    def _issue_ticket(self, sender: str, target: str) -> str:
         v2 = f"v2_{secrets.token_hex(32)}@stranger"
-        (pipe or self.r).set(f"{self.p}ticket:{v2}", json.dumps([sender, target]))
+        self.r.set(f"{self.p}ticket:{v2}", json.dumps([sender, target]))
         return v2
 
     def _stranger(self, me: str, v1: str, v2: str) -> str:
