@@ -160,7 +160,7 @@ def main(contacts: int, runs: int) -> None:
 
     worker = Worker("bench", [1], concurrency=1)
     worker.start()
-    outbox = Outbox(app, settings)
+    outbox = Outbox(app, settings, store)
     try:
         worker.wait_ready()
         with Connection(settings.broker_url) as conn:

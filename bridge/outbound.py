@@ -1,4 +1,5 @@
-"""Replies, events and dead letters from the Celery broker out to ActiveMQ, acknowledged only once ActiveMQ has them.
+"""Replies from the store's stream, events and dead letters from the Celery broker, out to ActiveMQ: each leaves its
+outbox only once ActiveMQ has confirmed it.
 
 Each is sent as a persistent JMS TextMessage of JSON: replies to the request's `queueName` with the request's message
 id as JMSCorrelationID, events to the ActiveMQ topic named by their routing key, dead letters to the bridge's DLQ.
@@ -21,8 +22,8 @@ from pydantic import ValidationError
 from bridge.link import BrokerUnavailable, Link, Sent
 from contactq.settings import Settings
 from tasks import plainjson
-from tasks.messages import DeadLetter, OutboxReply
-from tasks.outbox import Outbox
+from tasks.messages import DeadLetter
+from tasks.outbox import Outbox, RepliesStream, Taken
 
 log = logging.getLogger(__name__)
 _PAUSE_S = 1.0
@@ -45,9 +46,110 @@ def persistent(**headers: str) -> dict[str, str]:
     return {"persistent": "true", "amq-msg-type": "text", **headers}
 
 
+def send_to_dlq(link: Link, settings: Settings, body: bytes | str, reason: str) -> None:
+    """What cannot be sent where it was going, as it is, to the bridge's DLQ with the reason."""
+    raw = body if isinstance(body, bytes) else body.encode("utf-8", "backslashreplace")
+    headers = {"persistent": "true", "content-length": str(len(raw)), REASON: bounded(reason)}
+    link.send(f"/queue/{settings.bridge_deadletter_queue}", raw, headers)
+
+
+class ReplyForwarder:
+    """Replies, many sent at once with receipts matched as they come: an entry leaves the stream only once ActiveMQ
+    has confirmed it. One not confirmed stays this consumer's, and is taken again once none is in flight."""
+
+    def __init__(self, settings: Settings, replies: RepliesStream, link: Link, consumer: str) -> None:
+        self.settings = settings
+        self.replies = replies
+        self.link = link
+        self.consumer = consumer
+        self.forwarded = 0
+        self.in_flight: deque[tuple[Sent, str]] = deque()  # sent and not yet confirmed, oldest first
+        self.again = True  # take what this consumer left unfinished (and orphans of bridges gone) before new ones
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self._forward(stop)
+            except Exception:
+                log.exception("forwarding replies to ActiveMQ stopped; starting again")
+                stop.wait(_PAUSE_S)
+            finally:
+                for sent, _ in self.in_flight:
+                    self.link.release(sent)
+                self.in_flight.clear()
+                self.again = True
+
+    def _forward(self, stop: threading.Event) -> None:
+        look_s = self.settings.bridge_orphan_idle_s / 2
+        look_at = time.monotonic() + look_s
+        while not stop.is_set():
+            if time.monotonic() > look_at:
+                self.again, look_at = True, time.monotonic() + look_s
+            if self.again and self.in_flight:
+                self._settle(wait=True)  # what is in flight is this consumer's too: settled before taking again
+                continue
+            room = self.settings.bridge_prefetch - len(self.in_flight)
+            if room > 0:
+                block_ms = int(_RECEIPT_POLL_S * 1000) if self.in_flight else 1000
+                taken = self.replies.take(self.consumer, room, block_ms, again=self.again)
+                self.again = False
+                for entry in taken:
+                    if not self._send(entry):
+                        break
+            self._settle(wait=len(self.in_flight) >= self.settings.bridge_prefetch)
+        self._settle(wait=True)
+
+    def _send(self, entry: Taken) -> bool:
+        """False when ActiveMQ is not there: the entry stays this consumer's, taken again after a pause."""
+        if entry.reply is None:
+            send_to_dlq(self.link, self.settings, entry.raw, "malformed reply in the outbox")
+            self.replies.done([entry.id])
+            return True
+        destination = f"/queue/{entry.reply.queueName}"
+        headers = persistent(**{"correlation-id": bounded(entry.reply.correlationId, 200)})
+        try:
+            sent = self.link.send_async(destination, plainjson.dumps(entry.reply.reply), headers)
+        except BrokerUnavailable as e:
+            log.warning("holding %s: %s", destination, e.message)
+            self.again = True
+            time.sleep(_PAUSE_S)
+            return False
+        except Exception as e:
+            # Not one bad reply may hold up every one behind it.
+            log.exception("cannot send to %s", destination)
+            send_to_dlq(self.link, self.settings, entry.raw, f"cannot send to {destination}: {type(e).__name__}")
+            self.replies.done([entry.id])
+            return True
+        self.in_flight.append((sent, entry.id))
+        return True
+
+    def _settle(self, wait: bool) -> None:
+        """Finish what ActiveMQ confirmed, in one transaction; what it did not confirm in time is taken again. With
+        `wait`, until the oldest is settled."""
+        done = []
+        while self.in_flight:
+            sent, entry_id = self.in_flight[0]
+            if not sent.confirmed.is_set() and sent.deadline > time.monotonic():
+                if not wait:
+                    break
+                sent.confirmed.wait(sent.deadline - time.monotonic())
+            self.in_flight.popleft()
+            self.link.release(sent)
+            failure = sent.failure()
+            if failure is None:
+                done.append(entry_id)
+            else:
+                log.warning("holding %s: %s", sent.destination, failure.message)
+                self.again = True
+            wait = False
+        self.replies.done(done)
+        self.forwarded += len(done)
+
+
 class Forwarder:
-    """Sends many at once and matches receipts as they come: a message leaves the outbox (is acknowledged) only once
-    ActiveMQ has confirmed it; one whose receipt does not come in time goes back to the outbox, to be sent again."""
+    """Events and dead letters, sent many at once with receipts matched as they come: a message leaves the outbox (is
+    acknowledged) only once ActiveMQ has confirmed it; one whose receipt does not come in time goes back to the
+    outbox, to be sent again."""
 
     def __init__(self, app: Celery, settings: Settings, outbox: Outbox, link: Link) -> None:
         self.app = app
@@ -65,7 +167,7 @@ class Forwarder:
                     self.app.connection_for_read() as conn,
                     Consumer(
                         conn,
-                        queues=[self.outbox.replies_queue, self.outbox.events_queue, self.outbox.deadletter_queue],
+                        queues=[self.outbox.events_queue, self.outbox.deadletter_queue],
                         callbacks=[self._forward],
                         on_decode_error=self._undecodable,
                         accept=[plainjson.NAME, "json"],
@@ -113,14 +215,6 @@ class Forwarder:
         exchange, routing_key = message.delivery_info.get("exchange"), message.delivery_info.get("routing_key")
         if exchange == self.outbox.exchange.name:
             return f"/topic/{routing_key}", plainjson.dumps(body), persistent()
-        if routing_key == self.outbox.replies_queue.name:  # published straight to the queue (the default exchange)
-            try:
-                reply = OutboxReply.model_validate(body)
-            except ValidationError:
-                pass  # not a reply we wrote: to the DLQ as it is, below
-            else:
-                headers = persistent(**{"correlation-id": bounded(reply.correlationId, 200)})
-                return f"/queue/{reply.queueName}", plainjson.dumps(reply.reply), headers
         try:
             dead = DeadLetter.model_validate(body)
         except ValidationError:
@@ -150,6 +244,4 @@ class Forwarder:
         message.ack()
 
     def _dead_letter(self, body: bytes | str, reason: str) -> None:
-        raw = body if isinstance(body, bytes) else body.encode("utf-8", "backslashreplace")
-        headers = {"persistent": "true", "content-length": str(len(raw)), REASON: bounded(reason)}
-        self.link.send(f"/queue/{self.settings.bridge_deadletter_queue}", raw, headers)
+        send_to_dlq(self.link, self.settings, body, reason)

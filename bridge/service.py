@@ -18,7 +18,7 @@ from celery import Celery
 from bridge.decode import message_kind
 from bridge.inbound import INFRASTRUCTURE, Inbound, Refused
 from bridge.link import BrokerUnavailable, Link
-from bridge.outbound import ORIGINAL_DESTINATION, ORIGINAL_MESSAGE_ID, REASON, Forwarder, bounded
+from bridge.outbound import ORIGINAL_DESTINATION, ORIGINAL_MESSAGE_ID, REASON, Forwarder, ReplyForwarder, bounded
 from bridge.recovery import Recovery
 from contactq.settings import Settings
 from tasks.metrics import Counters
@@ -70,7 +70,7 @@ class Bridge:
         # What the bridge needs, and not a WeChat client: the bridge never talks to WeChat.
         self.store = redis.Redis.from_url(settings.store_url, decode_responses=True)
         self.counters = Counters(self.store)
-        self.outbox = Outbox(app, settings)
+        self.outbox = Outbox(app, settings, self.store)
         self.inbound = Inbound(app, settings, AccountRegistry(self.store), self.store)
         # Set when the bridge gave up the connection: the frames still on their way are left for the redelivery.
         self.draining = threading.Event()
@@ -79,6 +79,7 @@ class Bridge:
         )
         self.out = Link(settings, "replies", self.counters)
         self.forwarder = Forwarder(app, settings, self.outbox, self.out)
+        self.reply_forwarder = ReplyForwarder(settings, self.outbox.replies, self.out, self._name)
         self.recovery = Recovery(app, settings, self.inbound.ledger, self.outbox, self.counters)
         self.stop = threading.Event()
 
@@ -91,6 +92,7 @@ class Bridge:
                 ("requests", self.requests.run),
                 ("replies", self.out.run),
                 ("forwarder", self.forwarder.run),
+                ("reply-forwarder", self.reply_forwarder.run),
                 ("recovery", self.recovery.run),
             )
         ]
@@ -111,8 +113,13 @@ class Bridge:
             self.store.delete(self._heartbeat_key)  # gone: doctor and `make up` wait for no stale report
 
     @property
+    def _name(self) -> str:
+        """This bridge among others: its heartbeat's key, and its consumer of the replies stream."""
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    @property
     def _heartbeat_key(self) -> str:
-        return f"{HEARTBEAT_KEY}{socket.gethostname()}:{os.getpid()}"
+        return f"{HEARTBEAT_KEY}{self._name}"
 
     def _state(self) -> dict[str, object]:
         return {

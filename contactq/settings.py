@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     callbacks_secret: SecretStr = SecretStr("")
     callbacks_max_body_bytes: int = 256 * 1024
 
-    # Where replies, events and dead letters go inside the Celery broker.
+    # Where events and dead letters go inside the Celery broker, and replies inside the store (a Redis stream).
     events_exchange: str = "contactq.events"
     events_outbox: str = "contactq.outbox.events"
     replies_outbox: str = "contactq.outbox.replies"
@@ -152,6 +152,8 @@ class Settings(BaseSettings):
     bridge_heartbeat_ms: int = 10_000
     bridge_max_message_bytes: int = 64 * 1024
     bridge_receipt_timeout_s: float = 10.0
+    # A reply a bridge took from the stream and did not send within this long (it died) is taken by another bridge.
+    bridge_orphan_idle_s: float = Field(default=60.0, gt=0)
     bridge_reconnect_max_s: float = 30.0
     bridge_deadletter_queue: str = "DLQ.contactq"
     # A request the bridge accepted and no task answered within this long is looked for in the Celery broker (Redis):
@@ -177,6 +179,13 @@ class Settings(BaseSettings):
     def _autoscale_bounds(self) -> Settings:
         if self.worker_autoscale_min > self.worker_autoscale_max:
             raise ValueError("worker_autoscale_min is larger than worker_autoscale_max")
+        return self
+
+    @model_validator(mode="after")
+    def _orphans_outlive_receipts(self) -> Settings:
+        # Otherwise a reply still waiting for its receipt could be taken, and sent, by another bridge too.
+        if self.bridge_orphan_idle_s <= self.bridge_receipt_timeout_s:
+            raise ValueError("bridge_orphan_idle_s must be longer than bridge_receipt_timeout_s")
         return self
 
     @field_validator("child_ids", mode="before")

@@ -1,7 +1,8 @@
 """Metrics for Prometheus beyond what Flower exports: queue depths, requests, refusals, dead letters, reconnections.
 
 Counters are kept in Redis (the contact store's database), so that every worker process and bridge adds to one
-count; `contactq metrics` serves them, with the queue depths read from the Celery broker at each scrape.
+count; `contactq metrics` serves them, with the queue depths read from the Celery broker (and the replies stream's
+from the store) at each scrape.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from contactq.settings import Settings
+from tasks.outbox import RepliesStream
 from tasks.queues import worker_queues
 
 KEY = "contactq:metrics"
@@ -66,7 +68,7 @@ class Counters:
 def queue_depths(app: Celery, settings: Settings) -> dict[str, int]:
     """Messages waiting in every request queue of the deployment and in the outboxes; 0 for one not yet declared."""
     names = [q for server, children in settings.servers.items() for q in worker_queues(server, children)]
-    names += [settings.replies_outbox, settings.events_outbox, settings.deadletter_queue]
+    names += [settings.events_outbox, settings.deadletter_queue]
     depths = {}
     with app.connection_for_read() as conn:
         channel: Any = conn.channel()  # the stubs know no queue_declare on a channel
@@ -89,6 +91,8 @@ class ContactqCollector(Collector):
         depth = GaugeMetricFamily("contactq_queue_depth", "Messages waiting in a Celery queue.", labels=["queue"])
         for name, count in queue_depths(self.app, self.settings).items():
             depth.add_metric([name], count)
+        replies = RepliesStream(self.counters.r, self.settings.replies_outbox)
+        depth.add_metric([replies.key], replies.depth())
         yield depth
         for name, samples in self.counters.read().items():
             doc, labels = COUNTERS[name]

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import redis
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from pydantic import BaseModel
@@ -228,17 +227,15 @@ def failure_reply(op: str | None, raw: Any, status: Status, message: str) -> Rep
 
 def _answer(rt: Runtime, op: str, task_id: str, account: str, reply: Reply) -> dict[str, Any]:
     document = reply.document()
-    if reply.queue_name:
-        rt.outbox.publish_reply(reply.queue_name, task_id, document)
-    # Answered: no longer watched, a copy delivered again does nothing, and counted; one round trip for all three.
+    # Replied, no longer watched, a copy delivered again does nothing, and counted: one transaction. Should it fail,
+    # the task's retry answers again; past its retries, the bridge's recovery sends the request again.
     pipe = rt.redis.pipeline(transaction=True)
+    if reply.queue_name:
+        rt.outbox.publish_reply(reply.queue_name, task_id, document, pipe)
     rt.ledger.settle(task_id, pipe)
     rt.counters.add("requests", op, account, str(int(reply.status)), pipe=pipe)
-    try:
+    with redis_errors("the answer"):
         pipe.execute()
-    except redis.RedisError as e:
-        # Not worth a retry, which would answer again: at worst the bridge's recovery sends the request once more.
-        log.warning("%s[%s] answered, but not marked so: %s", op, task_id, e)
     log.info("answered %s: status %s %s", task_id, int(reply.status), reply.message)
     return document
 

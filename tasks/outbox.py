@@ -1,4 +1,7 @@
-"""The one place that publishes: replies, topic events and dead letters, into the Celery broker.
+"""The one place that publishes: replies into a Redis stream, topic events and dead letters into the Celery broker.
+
+A reply is written by the task's answer in the same transaction as the answered mark, and read by the bridges as one
+consumer group: an entry leaves the stream once ActiveMQ has confirmed it.
 
 Events go to a kombu topic exchange (routing key = topic name), where any Python consumer may bind. The bridge's
 outbound queues are declared, and bound to every configured topic, by each publisher before its first message: on
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 from celery import Celery
@@ -17,7 +20,7 @@ from kombu import Exchange, Queue, binding
 from kombu.exceptions import BatchPublishError, OperationalError  # type: ignore[attr-defined]  # new in kombu 5.7
 from pydantic import BaseModel
 
-from contactq.errors import StoreUnavailable
+from contactq.errors import StoreUnavailable, redis_errors
 from contactq.settings import Settings
 from tasks import plainjson
 from tasks.messages import Announcement, DeadLetter, OutboxReply
@@ -40,8 +43,90 @@ def events_exchange(settings: Settings) -> Exchange:
     return Exchange(settings.events_exchange, type="topic", durable=True)
 
 
+class Taken(NamedTuple):
+    """An entry of the replies stream: its id, and its reply (None when the entry is not one we wrote)."""
+
+    id: str
+    reply: OutboxReply | None
+    raw: str
+
+
+class RepliesStream:
+    """The replies outbox: `XADD`ed by the tasks, read by the bridges' consumer group, acknowledged and deleted once
+    sent. An entry read by a bridge that died is claimed by another after `orphan_idle_s`."""
+
+    GROUP = "contactq-bridge"
+    FIELD = "reply"
+
+    def __init__(self, client: redis.Redis, key: str, orphan_idle_s: float = 60.0) -> None:
+        self.r = client
+        self.key = key
+        self.orphan_idle_ms = int(orphan_idle_s * 1000)
+        self._grouped = False
+
+    def add(self, reply: OutboxReply, pipe: redis.client.Pipeline | None = None) -> None:
+        fields = {self.FIELD: plainjson.dumps(reply.model_dump(mode="json"))}
+        if pipe is not None:
+            pipe.xadd(self.key, fields)
+            return
+        with redis_errors("replies outbox"):
+            self.r.xadd(self.key, fields)
+
+    def take(self, consumer: str, count: int, block_ms: int, again: bool = False) -> list[Taken]:
+        """New entries for `consumer`, up to `count`, waiting up to `block_ms` for one; with `again`, first the ones
+        it took and did not finish (which it must no longer hold in flight), then orphans of bridges gone."""
+        with redis_errors("replies outbox"):
+            self._ensure_group()
+            try:
+                if again:
+                    found = self._read(consumer, "0", count, None)
+                    if not found:
+                        found = self.r.xautoclaim(self.key, self.GROUP, consumer, self.orphan_idle_ms, count=count)[1]
+                    if found:
+                        return [self._taken(entry_id, fields) for entry_id, fields in found]
+                found = self._read(consumer, ">", count, block_ms)
+                return [self._taken(entry_id, fields) for entry_id, fields in found]
+            except redis.ResponseError as e:
+                if "NOGROUP" not in str(e):
+                    raise
+                self._grouped = False  # the stream was deleted (a reset): the group is made again next time
+                return []
+
+    def done(self, ids: Sequence[str]) -> None:
+        """Sent: out of the group's pending entries and out of the stream, in one transaction."""
+        if ids:
+            with redis_errors("replies outbox"):
+                self.r.pipeline(transaction=True).xack(self.key, self.GROUP, *ids).xdel(self.key, *ids).execute()
+
+    def depth(self) -> int:
+        """Replies not yet confirmed by ActiveMQ."""
+        with redis_errors("replies outbox"):
+            return int(self.r.xlen(self.key))
+
+    def _read(self, consumer: str, start: str, count: int, block_ms: int | None) -> list[Any]:
+        found = self.r.xreadgroup(self.GROUP, consumer, {self.key: start}, count=count, block=block_ms)
+        return list(found[0][1]) if found else []
+
+    def _taken(self, entry_id: str, fields: dict[str, str] | None) -> Taken:
+        raw = (fields or {}).get(self.FIELD, "")
+        try:
+            return Taken(entry_id, OutboxReply.model_validate_json(raw), raw)
+        except ValueError:
+            return Taken(entry_id, None, raw or repr(fields))
+
+    def _ensure_group(self) -> None:
+        if self._grouped:
+            return
+        try:
+            self.r.xgroup_create(self.key, self.GROUP, id="0", mkstream=True)
+        except redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+        self._grouped = True
+
+
 class Outbox:
-    def __init__(self, app: Celery, settings: Settings) -> None:
+    def __init__(self, app: Celery, settings: Settings, store: redis.Redis) -> None:
         self.app = app
         self.topics = settings.topics
         self.exchange = events_exchange(settings)
@@ -50,7 +135,7 @@ class Outbox:
             bindings=[binding(self.exchange, routing_key=topic) for topic in settings.topics.values()],
             durable=True,
         )
-        self.replies_queue = Queue(settings.replies_outbox, Exchange(settings.replies_outbox), settings.replies_outbox)
+        self.replies = RepliesStream(store, settings.replies_outbox, settings.bridge_orphan_idle_s)
         self.deadletter_queue = Queue(
             settings.deadletter_queue, Exchange(settings.deadletter_queue), settings.deadletter_queue
         )
@@ -77,9 +162,11 @@ class Outbox:
                     retry_policy=RETRY_POLICY,
                 )
 
-    def publish_reply(self, queue_name: str, correlation_id: str, body: dict[str, Any]) -> None:
-        """A reply for the bridge to send to the request's `queueName`."""
-        self._publish(self.replies_queue, OutboxReply(queueName=queue_name, correlationId=correlation_id, reply=body))
+    def publish_reply(
+        self, queue_name: str, correlation_id: str, body: dict[str, Any], pipe: redis.client.Pipeline | None = None
+    ) -> None:
+        """A reply for the bridge to send to the request's `queueName`; on the caller's transaction when given."""
+        self.replies.add(OutboxReply(queueName=queue_name, correlationId=correlation_id, reply=body), pipe)
 
     def dead_letter(self, task: str, queue: str, request: Any, status: int, reason: str) -> None:
         """A request that could not be done; replay it by sending `request` to `task` on `queue` again."""

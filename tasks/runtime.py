@@ -43,7 +43,7 @@ class Runtime:
 
     @cached_property
     def outbox(self) -> Outbox:
-        return Outbox(self.app, self.settings)
+        return Outbox(self.app, self.settings, self.redis)
 
     @cached_property
     def counters(self) -> Counters:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -22,7 +23,7 @@ from contactq.settings import Settings, get_settings
 from protocol.fixture import load_fixture
 from protocol.simulated import SimulatedWeChat
 from tasks import app, submit
-from tasks.outbox import Outbox, events_exchange
+from tasks.outbox import Outbox, RepliesStream, events_exchange
 from tasks.store import AccountRegistry, ContactStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,21 +117,11 @@ class Worker:
             self.proc.wait(timeout=10)
 
 
-class Tap:
-    """Reads what arrives on one broker queue: (routing key, payload) pairs."""
-
-    def __init__(self, conn: Connection, queue: Queue) -> None:
-        self.queue = queue(conn.channel())
-        self.queue.declare()
+class Collector:
+    """What arrives somewhere, as (where, payload) pairs: `take` what came since the last take."""
 
     def take(self) -> list[tuple[str, Any]]:
-        taken = []
-        while (message := self.queue.get(no_ack=True)) is not None:
-            taken.append((message.delivery_info["routing_key"], message.payload))
-        return taken
-
-    def purge(self) -> None:
-        self.queue.purge()
+        raise NotImplementedError
 
     def wait(
         self, done: Callable[[list[tuple[str, Any]]], bool], timeout_s: float = 15, quiet_s: float = 0.3
@@ -147,6 +138,42 @@ class Tap:
         raise AssertionError(f"timed out; collected {collected}")
 
 
+class Tap(Collector):
+    """Reads what arrives on one broker queue: (routing key, payload) pairs."""
+
+    def __init__(self, conn: Connection, queue: Queue) -> None:
+        self.queue = queue(conn.channel())
+        self.queue.declare()
+
+    def take(self) -> list[tuple[str, Any]]:
+        taken = []
+        while (message := self.queue.get(no_ack=True)) is not None:
+            taken.append((message.delivery_info["routing_key"], message.payload))
+        return taken
+
+    def purge(self) -> None:
+        self.queue.purge()
+
+
+class RepliesTap(Collector):
+    """Reads the replies stream, leaving it as it is (no bridge is told): (stream, reply) pairs, in order."""
+
+    def __init__(self, r: redis.Redis, key: str) -> None:
+        self.r = r
+        self.key = key
+        self.last = "-"
+
+    def take(self) -> list[tuple[str, Any]]:
+        entries = self.r.xrange(self.key, self.last if self.last == "-" else f"({self.last}", "+")
+        if entries:
+            self.last = entries[-1][0]
+        return [(self.key, json.loads(fields[RepliesStream.FIELD])) for _, fields in entries]
+
+    def purge(self) -> None:
+        self.r.delete(self.key)
+        self.last = "-"
+
+
 class Stack:
     """The session's stack as the tests see it: call operations, steer WeChat, read the store and the topics."""
 
@@ -159,11 +186,11 @@ class Stack:
         self.store = ContactStore(self.r)
         self.registry = AccountRegistry(self.r)
         self.conn = Connection(cfg.broker_url)
-        outbox = Outbox(app, cfg)
+        outbox = Outbox(app, cfg, self.r)
         # A Python consumer bound with topic.#, declared before anything is published.
         self.events = Tap(self.conn, Queue("test.events", events_exchange(cfg), routing_key="topic.#"))
         self.bridge_events = Tap(self.conn, outbox.events_queue)
-        self.replies = Tap(self.conn, outbox.replies_queue)
+        self.replies = RepliesTap(self.r, outbox.replies.key)
         self.deadletters = Tap(self.conn, outbox.deadletter_queue)
 
     def reset(self) -> None:

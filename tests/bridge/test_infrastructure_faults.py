@@ -98,6 +98,8 @@ class OwnStack:
             "CONTACTQ_FIXTURE": str(fixture),
             "CONTACTQ_VISIBILITY_TIMEOUT_S": "20",
             "CONTACTQ_UNACKED_RESTORE_INTERVAL_S": "1",
+            # The replies a killed bridge had taken are taken by the next one after this long.
+            "CONTACTQ_BRIDGE_ORPHAN_IDLE_S": "12",
             "CONTACTQ_RATE_LIMITS": json.dumps({"searchContact": {"count": 1000, "period_s": 60}}),
         }
         self.fixture = fixture

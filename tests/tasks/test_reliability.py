@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,7 +20,7 @@ from kombu import Connection
 from tasks.outbox import Outbox
 from tests.brokers import BROKER
 from tests.faults import Figures, record
-from tests.stack import ACCOUNT_A, Stack, Tap, Worker, caller_app
+from tests.stack import ACCOUNT_A, RepliesTap, Stack, Tap, Worker, caller_app
 
 A = ACCOUNT_A
 MANUAL_PEOPLE = ["xiaolongnv", "wu_yan", "zheng_zhong", "feng_xg"]  # strangers to A who answer by hand
@@ -142,8 +143,10 @@ def test_failed_friend_request_may_be_tried_again(stack: Stack) -> None:
 
 
 def test_a_task_killed_at_its_hard_time_limit_is_answered_and_dead_lettered(stack: Stack, own_broker: str) -> None:
+    replies = RepliesTap(stack.r, f"test.replies.{uuid.uuid4().hex[:8]}")  # read by no bridge
     env = {
         "CONTACTQ_BROKER_URL": own_broker,
+        "CONTACTQ_REPLIES_OUTBOX": replies.key,
         "CONTACTQ_TASK_TIME_LIMIT_S": "2",
         "CONTACTQ_TASK_SOFT_TIME_LIMIT_S": "0",  # none: the hard limit kills the pool process mid-call
     }
@@ -155,8 +158,8 @@ def test_a_task_killed_at_its_hard_time_limit_is_answered_and_dead_lettered(stac
         request = {"adminUserId": 18, "uin": A["uin"], "userName": "ops_two", "queueName": "queue.reply.slow"}
         sent = send(caller_app(own_broker), "searchContact", request)
         with Connection(own_broker) as conn:
-            outbox = Outbox(stack.app, stack.settings)
-            replies, dead = Tap(conn, outbox.replies_queue), Tap(conn, outbox.deadletter_queue)
+            outbox = Outbox(stack.app, stack.settings, stack.r)
+            dead = Tap(conn, outbox.deadletter_queue)
             [(_, reply)] = replies.wait(lambda got: len(got) >= 1, timeout_s=30)
             [(_, letter)] = dead.wait(lambda got: len(got) >= 1, timeout_s=10)
     finally:

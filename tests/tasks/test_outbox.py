@@ -1,0 +1,86 @@
+"""The replies stream against the real Redis: what a bridge takes stays its own until done, comes again when it was
+not finished, and goes to another bridge when its bridge is gone."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from tasks.messages import OutboxReply
+from tasks.outbox import RepliesStream, Taken
+
+KEY = "test.outbox.replies"
+
+
+def reply(n: int) -> OutboxReply:
+    return OutboxReply(queueName="queue.reply.test", correlationId=f"ID:{n}", reply={"n": n, "status": 0})
+
+
+def ids(taken: list[Taken]) -> list[str]:
+    return [t.reply.correlationId if t.reply else t.raw for t in taken]
+
+
+def test_taken_until_done_and_then_gone(store_redis: redis.Redis) -> None:
+    stream = RepliesStream(store_redis, KEY)
+    for n in range(3):
+        stream.add(reply(n))
+    taken = stream.take("a", count=10, block_ms=100)
+    assert ids(taken) == ["ID:0", "ID:1", "ID:2"]
+    assert taken[0].reply == reply(0)
+    assert stream.take("b", count=10, block_ms=100) == []  # another bridge gets none of them
+    stream.done([t.id for t in taken])
+    assert stream.depth() == 0
+    assert stream.take("a", count=10, block_ms=100, again=True) == []
+
+
+def test_not_finished_is_taken_again_by_its_consumer(store_redis: redis.Redis) -> None:
+    stream = RepliesStream(store_redis, KEY)
+    stream.add(reply(1))
+    stream.add(reply(2))
+    first, second = stream.take("a", count=10, block_ms=100)
+    stream.done([first.id])
+    assert stream.take("a", count=10, block_ms=100) == []  # nothing new
+    assert ids(stream.take("a", count=10, block_ms=100, again=True)) == ["ID:2"]
+    assert stream.depth() == 1
+
+
+def test_a_gone_bridges_replies_go_to_another_after_the_idle_time(store_redis: redis.Redis) -> None:
+    stream = RepliesStream(store_redis, KEY, orphan_idle_s=0.2)
+    stream.add(reply(1))
+    assert ids(stream.take("gone", count=10, block_ms=100)) == ["ID:1"]
+    assert stream.take("alive", count=10, block_ms=100, again=True) == []  # not idle long enough yet
+    time.sleep(0.3)
+    [claimed] = stream.take("alive", count=10, block_ms=100, again=True)
+    assert claimed.reply == reply(1)
+    stream.done([claimed.id])
+    assert stream.depth() == 0
+
+
+def test_an_entry_we_did_not_write_is_given_as_it_is(store_redis: redis.Redis) -> None:
+    stream = RepliesStream(store_redis, KEY)
+    store_redis.xadd(KEY, {"reply": '{"queueName": "/topic/x"}'})
+    store_redis.xadd(KEY, {"other": "field"})
+    bad_reply, no_reply = stream.take("a", count=10, block_ms=100)
+    assert (bad_reply.reply, bad_reply.raw) == (None, '{"queueName": "/topic/x"}')
+    assert no_reply.reply is None and "other" in no_reply.raw
+
+
+def test_a_reply_on_a_transaction_is_written_with_it(store_redis: redis.Redis) -> None:
+    stream = RepliesStream(store_redis, KEY)
+    pipe = store_redis.pipeline(transaction=True)
+    stream.add(reply(1), pipe)
+    pipe.set("test.answered", 1)
+    assert stream.depth() == 0  # nothing until the transaction runs
+    pipe.execute()
+    assert stream.depth() == 1
+
+
+def test_a_deleted_stream_is_made_again(store_redis: redis.Redis) -> None:
+    stream = RepliesStream(store_redis, KEY)
+    stream.add(reply(1))
+    stream.take("a", count=10, block_ms=100)
+    store_redis.delete(KEY)  # a reset
+    assert stream.take("a", count=10, block_ms=100) == []
+    stream.add(reply(2))
+    assert ids(stream.take("a", count=10, block_ms=100)) == ["ID:2"]
