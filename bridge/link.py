@@ -31,6 +31,7 @@ class Sent:
 
     destination: str
     receipt: str
+    at: float  # time.monotonic() when sent
     deadline: float  # time.monotonic() after which the send counts as lost
     confirmed: threading.Event = field(default_factory=threading.Event)
     errors: list[str] = field(default_factory=list)
@@ -113,7 +114,8 @@ class Link(stomp.ConnectionListener):  # type: ignore[misc]
         `release` it once done with."""
         if not self.connected.is_set():
             raise BrokerUnavailable(f"{self.name}: not connected to ActiveMQ")
-        sent = Sent(destination, uuid.uuid4().hex, time.monotonic() + self.settings.bridge_receipt_timeout_s)
+        now = time.monotonic()
+        sent = Sent(destination, uuid.uuid4().hex, now, now + self.settings.bridge_receipt_timeout_s)
         with self._lock:
             self._receipts[sent.receipt] = sent
         try:

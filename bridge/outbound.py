@@ -28,6 +28,9 @@ from tasks.outbox import Outbox, RepliesStream, Taken
 log = logging.getLogger(__name__)
 _PAUSE_S = 1.0
 _RECEIPT_POLL_S = 0.005
+# Confirmed replies are settled together once the oldest was sent this long ago (or half the prefetch is in flight):
+# one transaction for many, while a trickle of replies costs one read each.
+_SETTLE_AFTER_S = 0.05
 
 # The headers a dead letter carries besides the producer's own.
 REASON = "contactq-reason"
@@ -90,13 +93,15 @@ class ReplyForwarder:
                 continue
             room = self.settings.bridge_prefetch - len(self.in_flight)
             if room > 0:
-                block_ms = int(_RECEIPT_POLL_S * 1000) if self.in_flight else 1000
+                block_ms = int(_SETTLE_AFTER_S * 1000) if self.in_flight else 1000
                 taken = self.replies.take(self.consumer, room, block_ms, again=self.again)
                 self.again = False
                 for entry in taken:
                     if not self._send(entry):
                         break
-            self._settle(wait=len(self.in_flight) >= self.settings.bridge_prefetch)
+            full = len(self.in_flight) >= self.settings.bridge_prefetch // 2
+            if self.in_flight and (full or self.in_flight[0][0].at + _SETTLE_AFTER_S < time.monotonic()):
+                self._settle(wait=len(self.in_flight) >= self.settings.bridge_prefetch)
         self._settle(wait=True)
 
     def _send(self, entry: Taken) -> bool:
