@@ -125,6 +125,12 @@ class Link(stomp.ConnectionListener):  # type: ignore[misc]
             raise BrokerUnavailable(f"{self.name}: sending to {destination} failed: {e}") from e
         return sent
 
+    def drop(self) -> None:
+        """Close the connection now, from any thread (the receiver's too): ActiveMQ delivers again what it delivered
+        here unacknowledged, and `run` connects anew. The socket is closed outright: a DISCONNECT would leave the
+        connection open until ActiveMQ's receipt for it came through the receiver."""
+        self.conn.transport.disconnect_socket()
+
     def release(self, sent: Sent) -> None:
         with self._lock:
             self._receipts.pop(sent.receipt, None)

@@ -158,7 +158,7 @@ class Bridge:
             # after a reconnect, as do the frames already on their way.
             log.warning("could not pass on message %s (%s); reconnecting", headers.get("message-id"), e)
             self.draining.set()
-            self.requests.conn.disconnect()
+            self.requests.drop()
             return
         self.requests.ack(frame)
 
