@@ -6,7 +6,8 @@ Four paths, measured in the same run, each as a burst (requests/s) and one reque
 - bare Celery: apply_async of a task that returns its argument (bench/bare_celery.py, prefork 2, the same Redis),
   result back: the baseline of the ratio;
 - raw Celery: apply_async of the same searchContact task to the same worker, result back from the result backend;
-- raw ActiveMQ: a STOMP request to a queue, echoed by a STOMP consumer to a reply queue.
+- raw ActiveMQ: a STOMP request to a queue, echoed by a STOMP consumer to a reply queue; and again with the reply
+  persistent and confirmed by a receipt before the request is acknowledged, as the bridge does.
 
     python bench/bridge_search.py [--burst 2000] [--sequential 200]
 """
@@ -168,6 +169,58 @@ class Echo(stomp.ConnectionListener):  # type: ignore[misc]
         self.conn.ack(frame.headers["ack"])
 
 
+class ConfirmedEcho(stomp.ConnectionListener):  # type: ignore[misc]
+    """An echo held to the bridge's guarantee: the reply goes out on a second connection with a receipt, and the
+    request is acknowledged once ActiveMQ has confirmed the reply."""
+
+    def __init__(self) -> None:
+        self.receipts: dict[str, threading.Event] = {}
+        self.out = stomp_client(self)
+        self.conn = stomp_client(Forward(self))
+        self.conn.subscribe("/queue/bench.request.confirmed", id="e", ack="client-individual")
+
+    def on_receipt(self, frame: Any) -> None:
+        confirmed = self.receipts.pop(frame.headers["receipt-id"], None)
+        if confirmed is not None:  # not the DISCONNECT's
+            confirmed.set()
+
+    def forward(self, frame: Any) -> None:
+        receipt, confirmed = str(frame.headers["message-id"]), threading.Event()
+        self.receipts[receipt] = confirmed
+        headers = {"persistent": "true", "receipt": receipt}
+        self.out.send("/queue/bench.reply.confirmed", frame.body, headers=headers)
+        confirmed.wait(10)
+        self.conn.ack(frame.headers["ack"])
+
+
+class Forward(stomp.ConnectionListener):  # type: ignore[misc]
+    def __init__(self, echo: ConfirmedEcho) -> None:
+        self.echo = echo
+
+    def on_message(self, frame: Any) -> None:
+        self.echo.forward(frame)
+
+
+def confirmed_activemq_path(burst: int, sequential: int) -> Figures:
+    """The same messages as the bridge path: the request as the bridge path sends it, the reply persistent and
+    confirmed."""
+    echo = ConfirmedEcho()
+    replies = Replies()
+    conn = stomp_client(replies)
+    conn.subscribe("/queue/bench.reply.confirmed", id="r", ack="auto")
+    try:
+        return measure(
+            lambda n: conn.send("/queue/bench.request.confirmed", json.dumps({**REQUEST, "n": n})),
+            replies,
+            burst,
+            sequential,
+        )
+    finally:
+        conn.disconnect()
+        echo.conn.disconnect()
+        echo.out.disconnect()
+
+
 def activemq_path(burst: int, sequential: int) -> Figures:
     echo = Echo()
     replies = Replies()
@@ -256,6 +309,7 @@ def main(burst: int, sequential: int) -> None:
             ("bare Celery (trivial task -> result)", bare_path),
             ("raw Celery (searchContact -> result)", celery_path),
             ("raw ActiveMQ (STOMP echo)", activemq_path),
+            ("raw ActiveMQ, reply confirmed (STOMP echo)", confirmed_activemq_path),
         ):
             path(1000, 20)  # warm-up, ActiveMQ's JIT included
             results[name] = path(burst, sequential)
@@ -275,7 +329,8 @@ def main(burst: int, sequential: int) -> None:
     bridge_rate = results["bridge (STOMP -> bridge -> worker -> STOMP)"].rate
     for baseline in ("bare Celery (trivial task -> result)", "raw Celery (searchContact -> result)"):
         click.echo(f"  ratio bridge / {baseline}: {bridge_rate / results[baseline].rate:.2f}")
-    click.echo(f"  ratio bridge / raw ActiveMQ: {bridge_rate / results['raw ActiveMQ (STOMP echo)'].rate:.2f}")
+    for baseline in ("raw ActiveMQ (STOMP echo)", "raw ActiveMQ, reply confirmed (STOMP echo)"):
+        click.echo(f"  ratio bridge / {baseline}: {bridge_rate / results[baseline].rate:.2f}")
 
 
 if __name__ == "__main__":
