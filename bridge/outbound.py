@@ -88,6 +88,7 @@ class ReplyForwarder:
         while not stop.is_set():
             if time.monotonic() > look_at:
                 self.again, look_at = True, time.monotonic() + look_s
+                self.replies.forget_idle(self.consumer)
             if self.again and self.in_flight:
                 self._settle(wait=True)  # what is in flight is this consumer's too: settled before taking again
                 continue

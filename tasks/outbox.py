@@ -43,6 +43,22 @@ def events_exchange(settings: Settings) -> Exchange:
     return Exchange(settings.events_exchange, type="topic", durable=True)
 
 
+# The group's consumers that hold nothing and were idle longer than ARGV[1] ms, but ARGV[3]: deleted, in one step so
+# that none takes an entry between the look and the delete. Returns how many.
+_FORGET_IDLE = """
+local gone = 0
+for _, row in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[2])) do
+  local c = {}
+  for i = 1, #row, 2 do c[row[i]] = row[i + 1] end
+  if c['pending'] == 0 and c['idle'] > tonumber(ARGV[1]) and c['name'] ~= ARGV[3] then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[2], c['name'])
+    gone = gone + 1
+  end
+end
+return gone
+"""
+
+
 class Taken(NamedTuple):
     """An entry of the replies stream: its id, and its reply (None when the entry is not one we wrote)."""
 
@@ -63,6 +79,7 @@ class RepliesStream:
         self.key = key
         self.orphan_idle_ms = int(orphan_idle_s * 1000)
         self._grouped = False
+        self._forget_idle = client.register_script(_FORGET_IDLE)
 
     def add(self, reply: OutboxReply, pipe: redis.client.Pipeline | None = None) -> None:
         fields = {self.FIELD: plainjson.dumps(reply.model_dump(mode="json"))}
@@ -97,6 +114,15 @@ class RepliesStream:
         if ids:
             with redis_errors("replies outbox"):
                 self.r.pipeline(transaction=True).xack(self.key, self.GROUP, *ids).xdel(self.key, *ids).execute()
+
+    def forget_idle(self, consumer: str) -> int:
+        """Consumers of bridges gone, once their entries were taken by others (each bridge process is a consumer of
+        its own): deleted when they hold nothing and were idle past the orphan time. `consumer` is kept."""
+        with redis_errors("replies outbox"):
+            try:
+                return int(self._forget_idle(keys=[self.key], args=[self.orphan_idle_ms, self.GROUP, consumer]))
+            except redis.ResponseError:
+                return 0  # no stream or no group yet (a reset): nobody to forget
 
     def depth(self) -> int:
         """Replies not yet confirmed by ActiveMQ."""

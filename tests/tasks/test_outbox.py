@@ -84,3 +84,29 @@ def test_a_deleted_stream_is_made_again(store_redis: redis.Redis) -> None:
     assert stream.take("a", count=10, block_ms=100) == []
     stream.add(reply(2))
     assert ids(stream.take("a", count=10, block_ms=100)) == ["ID:2"]
+
+
+def test_consumers_of_bridges_gone_are_forgotten_once_they_hold_nothing(store_redis: redis.Redis) -> None:
+    stream = RepliesStream(store_redis, KEY, orphan_idle_s=0.2)
+    for n in (1, 2, 3):
+        stream.add(reply(n))
+    stream.done([t.id for t in stream.take("gone-empty", count=1, block_ms=100)])
+    stream.take("gone-holding", count=1, block_ms=100)
+    stream.done([t.id for t in stream.take("me", count=1, block_ms=100)])
+    time.sleep(0.3)
+    assert stream.forget_idle("me") == 1
+
+    def consumers() -> set[str]:
+        return {c["name"] for c in store_redis.xinfo_consumers(KEY, RepliesStream.GROUP)}
+
+    assert consumers() == {"gone-holding", "me"}  # it still holds a reply: kept until another takes it
+    [orphan] = stream.take("me", count=10, block_ms=100, again=True)
+    assert ids([orphan]) == ["ID:2"]
+    stream.done([orphan.id])
+    time.sleep(0.3)
+    assert stream.forget_idle("me") == 1
+    assert consumers() == {"me"}
+
+
+def test_nobody_to_forget_before_the_stream_is_there(store_redis: redis.Redis) -> None:
+    assert RepliesStream(store_redis, KEY).forget_idle("me") == 0
