@@ -65,7 +65,6 @@ class ReplyForwarder:
         self.replies = replies
         self.link = link
         self.consumer = consumer
-        self.forwarded = 0
         self.in_flight: deque[tuple[Sent, str]] = deque()  # sent and not yet confirmed, oldest first
         self.again = True  # take what this consumer left unfinished (and orphans of bridges gone) before new ones
 
@@ -149,7 +148,6 @@ class ReplyForwarder:
                 self.again = True
             wait = False
         self.replies.done(done)
-        self.forwarded += len(done)
 
 
 class Forwarder:
@@ -162,7 +160,6 @@ class Forwarder:
         self.settings = settings
         self.outbox = outbox
         self.link = link
-        self.forwarded = 0
         # Sent and not yet confirmed, oldest first: at most the consumer's prefetch.
         self.in_flight: deque[tuple[Sent, Message]] = deque()
 
@@ -210,7 +207,6 @@ class Forwarder:
             failure = sent.failure()
             if failure is None:
                 message.ack()
-                self.forwarded += 1
             else:
                 log.warning("holding %s: %s", sent.destination, failure.message)
                 message.requeue()
