@@ -115,20 +115,27 @@ def measure(send: Callable[[int], None], replies: Replies, burst: int, sequentia
     return Figures(rate, latencies, {k: v * 1000 / burst for k, v in cpu.items()})
 
 
-def bridge_path(burst: int, sequential: int) -> Figures:
+def stomp_path(
+    request_queue: str, reply_queue: str, burst: int, sequential: int, body: dict[str, Any], headers: dict[str, str]
+) -> Figures:
+    """Requests sent over STOMP to `request_queue`, numbered; their replies counted on `reply_queue`."""
     replies = Replies()
     conn = stomp_client(replies)
-    conn.subscribe("/queue/bench.reply.bridge", id="r", ack="auto")
-    body = {**REQUEST, "queueName": "bench.reply.bridge"}
+    conn.subscribe(f"/queue/{reply_queue}", id="r", ack="auto")
     try:
         return measure(
-            lambda n: conn.send("/queue/queue.searchContact_1_1", json.dumps({**body, "n": n})),
+            lambda n: conn.send(f"/queue/{request_queue}", json.dumps({**body, "n": n}), headers=headers),
             replies,
             burst,
             sequential,
         )
     finally:
         conn.disconnect()
+
+
+def bridge_path(burst: int, sequential: int) -> Figures:
+    body = {**REQUEST, "queueName": "bench.reply.bridge"}
+    return stomp_path("queue.searchContact_1_1", "bench.reply.bridge", burst, sequential, body, {})
 
 
 def round_trips(send: Callable[[int], Any], burst: int, sequential: int) -> Figures:
@@ -205,38 +212,18 @@ def confirmed_activemq_path(burst: int, sequential: int) -> Figures:
     """The same messages as the bridge path: the request as the bridge path sends it, the reply persistent and
     confirmed."""
     echo = ConfirmedEcho()
-    replies = Replies()
-    conn = stomp_client(replies)
-    conn.subscribe("/queue/bench.reply.confirmed", id="r", ack="auto")
     try:
-        return measure(
-            lambda n: conn.send("/queue/bench.request.confirmed", json.dumps({**REQUEST, "n": n})),
-            replies,
-            burst,
-            sequential,
-        )
+        return stomp_path("bench.request.confirmed", "bench.reply.confirmed", burst, sequential, REQUEST, {})
     finally:
-        conn.disconnect()
         echo.conn.disconnect()
         echo.out.disconnect()
 
 
 def activemq_path(burst: int, sequential: int) -> Figures:
     echo = Echo()
-    replies = Replies()
-    conn = stomp_client(replies)
-    conn.subscribe("/queue/bench.reply.raw", id="r", ack="auto")
     try:
-        return measure(
-            lambda n: conn.send(
-                "/queue/bench.request.raw", json.dumps({**REQUEST, "n": n}), headers={"persistent": "true"}
-            ),
-            replies,
-            burst,
-            sequential,
-        )
+        return stomp_path("bench.request.raw", "bench.reply.raw", burst, sequential, REQUEST, {"persistent": "true"})
     finally:
-        conn.disconnect()
         echo.conn.disconnect()
 
 

@@ -86,13 +86,13 @@ class ContactqCollector(Collector):
         self.app = app
         self.settings = settings
         self.counters = counters
+        self.replies = RepliesStream(counters.r, settings.replies_outbox)
 
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily("contactq_queue_depth", "Messages waiting in a Celery queue.", labels=["queue"])
         for name, count in queue_depths(self.app, self.settings).items():
             depth.add_metric([name], count)
-        replies = RepliesStream(self.counters.r, self.settings.replies_outbox)
-        depth.add_metric([replies.key], replies.depth())
+        depth.add_metric([self.replies.key], self.replies.depth())
         yield depth
         for name, samples in self.counters.read().items():
             doc, labels = COUNTERS[name]
