@@ -43,45 +43,61 @@ from protocol.pushstream import MAXLEN, PushStreams, entry, stream_key
 
 _LOAD_BATCH = 1000
 
-# A call's way in, in one round trip: the account's row, and (when the account is online on one of this server's
-# children) one fault token, if any is set, with the latency to add.
-_ENTER = """
-local row = redis.call('HGETALL', KEYS[1])
-local account = {}
-for i = 1, #row, 2 do account[row[i]] = row[i + 1] end
-local here = account['online'] == '1' and account['server_id'] == ARGV[1]
-local hosted = false
-for i = 2, #ARGV do hosted = hosted or account['child_id'] == ARGV[i] end
-if not (here and hosted) then
-  return {row, 0, ''}
-end
-local f = redis.call('HMGET', KEYS[2], 'latency_ms', 'transient', 'too_frequent', 'after')
-local latency = tonumber(f[1] or '0') or 0
-if (tonumber(f[4] or '0') or 0) > 0 then
-  redis.call('HINCRBY', KEYS[2], 'after', -1)
-  return {row, latency, ''}
-end
-for i, name in ipairs({'transient', 'too_frequent'}) do
-  local n = tonumber(f[i + 1] or '0') or 0
-  if n > 0 then
-    redis.call('HINCRBY', KEYS[2], name, -1)
-    return {row, latency, name}
+# A call's way in: the account's row, and (when the account is online on one of this server's children) one fault
+# token, if any is set, with the latency to add. KEYS[1] the account, KEYS[2] the faults; ARGV[1] this server, ARGV[2]
+# its children, comma-separated. A call that goes on (`go`) may do its own work in the same script.
+_ENTER_FUNCTION = """
+local function enter()
+  local row = redis.call('HGETALL', KEYS[1])
+  local account = {}
+  for i = 1, #row, 2 do account[row[i]] = row[i + 1] end
+  local here = account['online'] == '1' and account['server_id'] == ARGV[1]
+  local child = account['child_id']
+  local hosted = child ~= nil and string.find(',' .. ARGV[2] .. ',', ',' .. child .. ',', 1, true)
+  if not (here and hosted) then
+    return row, 0, '', false, account
   end
+  local f = redis.call('HMGET', KEYS[2], 'latency_ms', 'transient', 'too_frequent', 'after')
+  local latency = tonumber(f[1] or '0') or 0
+  if (tonumber(f[4] or '0') or 0) > 0 then
+    redis.call('HINCRBY', KEYS[2], 'after', -1)
+    return row, latency, '', true, account
+  end
+  for i, name in ipairs({'transient', 'too_frequent'}) do
+    local n = tonumber(f[i + 1] or '0') or 0
+    if n > 0 then
+      redis.call('HINCRBY', KEYS[2], name, -1)
+      return row, latency, name, false, account
+    end
+  end
+  return row, latency, '', true, account
 end
-return {row, latency, ''}
 """
 
-
-# A search in one round trip: who the query finds, their profile, and a v2 ticket issued to the searcher for them
-# (tickets of someone gone lead nowhere: see _stranger).
-_SEARCH = """
-local wxid = redis.call('GET', KEYS[1])
-if not wxid then return false end
-local doc = redis.call('GET', ARGV[1] .. wxid)
-if not doc then return {wxid, ''} end
-redis.call('SET', KEYS[2], cjson.encode({ARGV[2], wxid}))
-return {wxid, doc}
+_ENTER = (
+    _ENTER_FUNCTION
+    + """
+local row, latency, fault = enter()
+return {row, latency, fault}
 """
+)
+
+# A search, entry included, in one round trip (a real protocol server's one call): who the query (KEYS[3]) finds,
+# their profile, and a v2 ticket (KEYS[4]) issued to the searcher for them (tickets of someone gone lead nowhere: see
+# _stranger). ARGV[3] is the people's key prefix.
+_SEARCH = (
+    _ENTER_FUNCTION
+    + """
+local row, latency, fault, go, account = enter()
+if not go then return {row, latency, fault} end
+local wxid = redis.call('GET', KEYS[3])
+if not wxid then return {row, latency, fault} end
+local doc = redis.call('GET', ARGV[3] .. wxid)
+if not doc then return {row, latency, fault} end
+redis.call('SET', KEYS[4], cjson.encode({account['wxid'], wxid}))
+return {row, latency, fault, wxid, doc}
+"""
+)
 
 
 def _redis_errors() -> AbstractContextManager[None]:
@@ -117,6 +133,7 @@ class SimulatedWeChat:
         self.timeout_s = timeout_s
         self.lock_key = f"{prefix}loading"
         self.pushes = PushStreams(client, prefix, server_id)
+        self._enter_args = [server_id, ",".join(str(c) for c in self.child_ids)]
         self._enter_script = client.register_script(_ENTER)
         self._search_script = client.register_script(_SEARCH)
 
@@ -149,13 +166,14 @@ class SimulatedWeChat:
         return found.session()
 
     def search(self, uin: str, query: str) -> SearchResult:
-        me = self._enter(uin)
         v2 = f"v2_{secrets.token_hex(32)}@stranger"
         with _redis_errors():
-            found = self._search_script(
-                keys=[f"{self.p}find:{query.lower()}", f"{self.p}ticket:{v2}"], args=[f"{self.p}person:", me.wxid]
+            row, latency_ms, fault, *found = self._search_script(
+                keys=[*self._enter_keys(uin), f"{self.p}find:{query.lower()}", f"{self.p}ticket:{v2}"],
+                args=[*self._enter_args, f"{self.p}person:"],
             )
-        if not found or not found[1]:
+        self._entered(uin, row, latency_ms, fault)
+        if not found:
             raise error_for_code(-4, f"no WeChat user {query!r}")
         wxid, doc = found
         person = json.loads(doc)
@@ -382,9 +400,13 @@ class SimulatedWeChat:
         """A WeChat call's start: the account's session, then latency and injected faults, as a real protocol server
         would show them."""
         with _redis_errors():
-            row, latency_ms, fault = self._enter_script(
-                keys=[f"{self.p}account:{uin}", f"{self.p}faults"], args=[self.server_id, *self.child_ids]
-            )
+            row, latency_ms, fault = self._enter_script(keys=self._enter_keys(uin), args=self._enter_args)
+        return self._entered(uin, row, latency_ms, fault)
+
+    def _enter_keys(self, uin: str) -> list[str]:
+        return [f"{self.p}account:{uin}", f"{self.p}faults"]
+
+    def _entered(self, uin: str, row: list[str], latency_ms: int, fault: str) -> Session:
         fields = dict(zip(row[::2], row[1::2], strict=True))
         me = self._hosted(
             uin, _Account.model_validate({**fields, "online": fields.get("online") == "1"}) if row else None

@@ -72,6 +72,14 @@ def test_offline_account(sim: SimulatedWeChat) -> None:
     assert offline.value.wechat_code == -13
 
 
+def test_a_call_for_an_account_of_another_child_is_refused(store_redis: redis.Redis, sim: SimulatedWeChat) -> None:
+    # Children 11 and 21 hold the digits of child 1 (A's) but are not child 1.
+    other = SimulatedWeChat(store_redis, 1, [11, 21], prefix=PREFIX, timeout_s=0.5)
+    with pytest.raises(NotOnline, match="child 1,"):
+        other.search(A_UIN, "ops_two")
+    assert sim.search(A_UIN, "ops_two").nickname == "运营二号"
+
+
 def test_request_waits_for_a_manual_person_and_is_accepted(sim: SimulatedWeChat) -> None:
     found = sim.search(A_UIN, "ops_two")
     sim.verify_user(A_UIN, Opcode.ADD, found.v1, found.v2, "你好", Scene.WECHAT_ID)
