@@ -1,13 +1,12 @@
 """The bare Celery round trip the bridge is measured against: a task that returns its argument, on Celery's defaults
-(JSON, prefork), the same Redis broker and result backend as the contact module's workers."""
+(JSON, prefork), on the same Redis server as the contact module's workers."""
 
 from __future__ import annotations
 
-import os
-
+from benchenv import BARE_BROKER_URL, BARE_RESULT_BACKEND
 from celery import Celery
 
-app = Celery("bare", broker=os.environ["CONTACTQ_BROKER_URL"], backend=os.environ["CONTACTQ_RESULT_BACKEND"])
+app = Celery("bare", broker=BARE_BROKER_URL, backend=BARE_RESULT_BACKEND)
 app.conf.task_default_queue = "bench.bare"
 
 

@@ -7,3 +7,8 @@ BENCH_ENV = {
     "CONTACTQ_SIM_URL": "redis://127.0.0.1:6379/5",
     "CONTACTQ_CHILD_IDS": "1",
 }
+
+# The bare Celery app the bridge is measured against: the same Redis server, databases of its own, so that neither
+# app's workers receive the other's broadcasts (pings, a starting worker's hello) in a serializer they refuse.
+BARE_BROKER_URL = "redis://127.0.0.1:6379/10"
+BARE_RESULT_BACKEND = "redis://127.0.0.1:6379/11"

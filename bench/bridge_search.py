@@ -18,7 +18,7 @@ import json
 import os
 import signal
 
-from benchenv import BENCH_ENV
+from benchenv import BARE_BROKER_URL, BARE_RESULT_BACKEND, BENCH_ENV
 
 os.environ.update(
     BENCH_ENV,
@@ -263,7 +263,7 @@ def p(latencies: list[float], q: float) -> float:
 @click.option("--sequential", default=200, show_default=True)
 def main(burst: int, sequential: int) -> None:
     store = redis.Redis.from_url(settings.store_url, decode_responses=True)
-    for url in (settings.store_url, settings.broker_url, settings.result_backend):
+    for url in (settings.store_url, settings.broker_url, settings.result_backend, BARE_BROKER_URL, BARE_RESULT_BACKEND):
         redis.Redis.from_url(url).flushdb()
     SimulatedWeChat(store, 1, [1], prefix=settings.sim_prefix).load(load_fixture(settings.fixture))
     subprocess.run([str(ROOT / "scripts" / "activemq.sh"), "up"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
