@@ -51,7 +51,8 @@ def burst(count: int) -> float:
         start = time.perf_counter()
         for n in range(count):
             conn.send(
-                "/queue/queue.searchContact_1_1", json.dumps({**REQUEST, "queueName": "bench.reply.scale", "n": n})
+                "/queue/queue.searchContact_1_1",
+                json.dumps({**REQUEST, "queueName": "bench.reply.scale", "run": replies.run, "n": n}),
             )
         replies.wait(count)
         return count / (max(replies.at.values()) - start)
