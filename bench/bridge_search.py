@@ -9,7 +9,7 @@ Four paths, measured in the same run, each as a burst (requests/s) and one reque
 - raw ActiveMQ: a STOMP request to a queue, echoed by a STOMP consumer to a reply queue; and again with the reply
   persistent and confirmed by a receipt before the request is acknowledged, as the bridge does.
 
-    python bench/bridge_search.py [--burst 2000] [--sequential 200]
+    python bench/bridge_search.py [--burst 2000] [--sequential 200] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -269,10 +269,27 @@ def p(latencies: list[float], q: float) -> float:
     return statistics.quantiles(latencies, n=100)[int(q) - 1]
 
 
+BRIDGE = "bridge (STOMP -> bridge -> worker -> STOMP)"
+PATHS: dict[str, Callable[[int, int], Figures]] = {
+    BRIDGE: bridge_path,
+    "bare Celery (trivial task -> result)": bare_path,
+    "raw Celery (searchContact -> result)": celery_path,
+    "raw ActiveMQ (STOMP echo)": activemq_path,
+    "raw ActiveMQ, reply confirmed (STOMP echo)": confirmed_activemq_path,
+}
+
+
+def spread(values: list[float], digits: int) -> str:
+    """Median (min-max), or the one value."""
+    median = f"{statistics.median(values):.{digits}f}"
+    return median if len(values) == 1 else f"{median} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
 @click.command()
 @click.option("--burst", default=2000, show_default=True)
 @click.option("--sequential", default=200, show_default=True)
-def main(burst: int, sequential: int) -> None:
+@click.option("--rounds", default=3, show_default=True, help="every path measured in turn, this many times")
+def main(burst: int, sequential: int, rounds: int) -> None:
     store = redis.Redis.from_url(settings.store_url, decode_responses=True)
     for url in (settings.store_url, settings.broker_url, settings.result_backend, BARE_BROKER_URL, BARE_RESULT_BACKEND):
         redis.Redis.from_url(url).flushdb()
@@ -301,34 +318,34 @@ def main(burst: int, sequential: int) -> None:
                 "this client": [os.getpid()],
             }
         )
-        results = {}
-        for name, path in (
-            ("bridge (STOMP -> bridge -> worker -> STOMP)", bridge_path),
-            ("bare Celery (trivial task -> result)", bare_path),
-            ("raw Celery (searchContact -> result)", celery_path),
-            ("raw ActiveMQ (STOMP echo)", activemq_path),
-            ("raw ActiveMQ, reply confirmed (STOMP echo)", confirmed_activemq_path),
-        ):
+        for path in PATHS.values():
             path(1000, 20)  # warm-up, ActiveMQ's JIT included
-            results[name] = path(burst, sequential)
+        # The paths in turn, round after round: the machine's speed drifts, and a ratio is taken within a round.
+        results: dict[str, list[Figures]] = {name: [] for name in PATHS}
+        for _ in range(rounds):
+            for name, path in PATHS.items():
+                results[name].append(path(burst, sequential))
     finally:
         bridge.stop()
         worker.stop()
         os.killpg(bare.pid, signal.SIGTERM)
         bare.wait(timeout=20)
-    click.echo(f"searchContact, burst of {burst}, then {sequential} one at a time")
-    for name, figures in results.items():
+    click.echo(
+        f"searchContact, burst of {burst}, then {sequential} one at a time; {rounds} rounds, median (min-max) of the "
+        "rounds, latencies of all rounds"
+    )
+    for name, runs in results.items():
+        latencies = [ms for figures in runs for ms in figures.latencies]
         click.echo(
-            f"  {name:46s} {figures.rate:7.0f} req/s   p50 {p(figures.latencies, 50):6.1f} ms   "
-            f"p99 {p(figures.latencies, 99):6.1f} ms   {figures.doubled} doubled"
+            f"  {name:46s} {spread([f.rate for f in runs], 0):>16s} req/s   p50 {p(latencies, 50):5.1f} ms   "
+            f"p99 {p(latencies, 99):5.1f} ms   {sum(f.doubled for f in runs)} doubled"
         )
-        parts = "  ".join(f"{part} {ms:.2f}" for part, ms in figures.cpu_ms.items() if ms >= 0.05)
-        click.echo(f"  {'':46s} CPU ms a request: {parts}  (total {sum(figures.cpu_ms.values()):.2f})")
-    bridge_rate = results["bridge (STOMP -> bridge -> worker -> STOMP)"].rate
-    for baseline in ("bare Celery (trivial task -> result)", "raw Celery (searchContact -> result)"):
-        click.echo(f"  ratio bridge / {baseline}: {bridge_rate / results[baseline].rate:.2f}")
-    for baseline in ("raw ActiveMQ (STOMP echo)", "raw ActiveMQ, reply confirmed (STOMP echo)"):
-        click.echo(f"  ratio bridge / {baseline}: {bridge_rate / results[baseline].rate:.2f}")
+        cpu = {part: statistics.median(f.cpu_ms.get(part, 0.0) for f in runs) for part in runs[0].cpu_ms}
+        parts = "  ".join(f"{part} {ms:.2f}" for part, ms in cpu.items() if ms >= 0.05)
+        click.echo(f"  {'':46s} CPU ms a request: {parts}  (total {sum(cpu.values()):.2f})")
+    for baseline in list(PATHS)[1:]:
+        ratios = [ours.rate / base.rate for ours, base in zip(results[BRIDGE], results[baseline], strict=True)]
+        click.echo(f"  ratio bridge / {baseline}: {spread(ratios, 2)}")
 
 
 if __name__ == "__main__":
