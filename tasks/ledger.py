@@ -3,7 +3,8 @@ so that one the Celery broker lost can be found and sent again (bridge/recovery.
 
 `contactq:ledger`               ZSET task id -> when it was accepted, last sent again or last seen waiting (epoch s)
 `contactq:ledger:{task id}`     the entry as JSON: operation, queue, request, times sent again
-`contactq:answered:{task id}`   the task has answered: a copy of it delivered again does nothing
+`contactq:answered:{task id}`   the task has answered: a copy of it delivered again does nothing, or gives the result
+                                kept here (when a caller waits for one: see Ledger.settle)
 `contactq:bridged:{task id}`    entered: a copy of the request's message delivered again is not sent
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -44,8 +46,21 @@ return 1
 """
 
 
+# The answered mark of a task whose caller waits for no result (the bridge's: its reply goes back through ActiveMQ).
+_NO_RESULT = "1"
+
+
 def _bridged_key(task_id: str) -> str:
     return f"contactq:bridged:{task_id}"
+
+
+def _answered_key(task_id: str) -> str:
+    return f"contactq:answered:{task_id}"
+
+
+@dataclass(frozen=True)
+class Answered:
+    result: dict[str, Any] | None  # what the task returned, when a caller waits for its result
 
 
 class Entry(BaseModel):
@@ -85,16 +100,23 @@ class Ledger:
             pipe.zrem(KEY, task_id).delete(f"{KEY}:{task_id}").delete(_bridged_key(task_id))
             pipe.execute()
 
-    def settle(self, task_id: str, pipe: redis.client.Pipeline) -> None:
+    def settle(self, task_id: str, pipe: redis.client.Pipeline, result: dict[str, Any] | None = None) -> None:
         """The task answered (or dead-lettered) its request: nothing more to watch, and a copy delivered again is not
-        done again. Queued on the caller's transaction, with whatever else the answer writes."""
+        done again. Queued on the caller's transaction, with whatever else the answer writes.
+
+        `result` is kept when a caller waits for it: Celery stores a task's result after the task returns, and a
+        worker killed in between leaves the caller without it; the copy delivered again gives it instead."""
         pipe.zrem(KEY, task_id)
         pipe.delete(f"{KEY}:{task_id}")
-        pipe.set(f"contactq:answered:{task_id}", 1, ex=self.answered_ttl_s)
+        mark = _NO_RESULT if result is None else plainjson.dumps(result)
+        pipe.set(_answered_key(task_id), mark, ex=self.answered_ttl_s)
 
-    def answered(self, task_id: str) -> bool:
+    def answered(self, task_id: str) -> Answered | None:
         with redis_errors("ledger"):
-            return bool(self.r.exists(f"contactq:answered:{task_id}"))
+            mark = self.r.get(_answered_key(task_id))
+        if mark is None:
+            return None
+        return Answered(None if mark == _NO_RESULT else json.loads(mark))
 
     def overdue(self, older_than_s: float, limit: int = 500) -> list[Entry]:
         """Entries accepted, sent again or seen waiting more than `older_than_s` ago, oldest first."""

@@ -151,11 +151,16 @@ def operation(
 def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
     rt = runtime()
     task_id = str(task.request.id)
-    if rt.ledger.answered(task_id):
+    answered = rt.ledger.answered(task_id)
+    if answered is not None:
         # A copy of a task that has answered (delivered again after its worker died, or sent again by the bridge's
-        # recovery): answered once is enough, and the first result stays the result.
-        log.info("%s[%s] was answered already; this copy does nothing", spec.op, task_id)
+        # recovery): answered once is enough, and the first result stays the result. Its worker may have died before
+        # Celery stored that result: the copy gives it again.
+        log.info("%s[%s] was answered already; this copy does not run", spec.op, task_id)
+        if answered.result is not None:
+            return answered.result
         raise Ignore()
+    keep_result = not (task.request.ignore_result or task.ignore_result)
     execution = f"{task_id}:{uuid.uuid4().hex}"  # this run of the task: two runs of one task id are two executions
     once_key: str | None = None
     result: Result = spec.result()
@@ -173,7 +178,7 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
             if earlier is not None:
                 earlier_result = spec.result.model_validate(earlier["result"])
                 earlier_reply = Reply.to(raw, Status(earlier["status"]), earlier["message"], earlier_result)
-                return _answer(rt, spec.op, task_id, account, earlier_reply)
+                return _answer(rt, spec.op, task_id, account, earlier_reply, keep_result)
         limit = rt.settings.rate_limits.get(spec.op)
         if limit is not None:
             rt.limiter.acquire(uin, spec.op, limit, task_id)
@@ -202,13 +207,13 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
             rt.once.release(once_key, execution)
     if dead:
         _dead_letter(rt, task, raw, status, message)
-    return _answer(rt, spec.op, task_id, account, Reply.to(raw, status, message, result))
+    return _answer(rt, spec.op, task_id, account, Reply.to(raw, status, message, result), keep_result)
 
 
 def answer_killed(task_name: str, task_id: str, queue: str, args: Sequence[Any], reason: str) -> None:
     """Answer and dead-letter a request whose task was killed at its hard time limit: none of its code runs after."""
     rt = runtime()
-    if rt.ledger.answered(task_id):
+    if rt.ledger.answered(task_id) is not None:
         return  # it finished in time after all
     op = task_name.removeprefix("contactq.")
     raw = args[0] if len(args) == 1 else {"args": list(args)}
@@ -216,7 +221,8 @@ def answer_killed(task_name: str, task_id: str, queue: str, args: Sequence[Any],
     account = uin if isinstance(uin, str) and rt.registry.lookup(uin) is not None else OTHER_ACCOUNTS
     rt.outbox.dead_letter(task_name, queue, raw, int(Status.TIMEOUT), reason)
     rt.counters.add("dead_lettered", task_name)
-    _answer(rt, op, task_id, account, failure_reply(op, raw, Status.TIMEOUT, reason))
+    # Celery stores the killed task's failure itself.
+    _answer(rt, op, task_id, account, failure_reply(op, raw, Status.TIMEOUT, reason), keep_result=False)
 
 
 def failure_reply(op: str | None, raw: Any, status: Status, message: str) -> Reply:
@@ -225,14 +231,14 @@ def failure_reply(op: str | None, raw: Any, status: Status, message: str) -> Rep
     return Reply.to(raw, status, message, result)
 
 
-def _answer(rt: Runtime, op: str, task_id: str, account: str, reply: Reply) -> dict[str, Any]:
+def _answer(rt: Runtime, op: str, task_id: str, account: str, reply: Reply, keep_result: bool) -> dict[str, Any]:
     document = reply.document()
     # Replied, no longer watched, a copy delivered again does nothing, and counted: one transaction. Should it fail,
     # the task's retry answers again; past its retries, the bridge's recovery sends the request again.
     pipe = rt.redis.pipeline(transaction=True)
     if reply.queue_name:
         rt.outbox.publish_reply(reply.queue_name, task_id, document, pipe)
-    rt.ledger.settle(task_id, pipe)
+    rt.ledger.settle(task_id, pipe, document if keep_result else None)
     rt.counters.add("requests", op, account, str(int(reply.status)), pipe=pipe)
     with redis_errors("the answer"):
         pipe.execute()

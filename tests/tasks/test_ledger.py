@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import redis
 
-from tasks.ledger import Entry, Ledger
+from tasks.ledger import Answered, Entry, Ledger
 
 
 def entry(task_id: str) -> Entry:
@@ -27,3 +27,16 @@ def test_a_forgotten_entry_is_entered_by_the_next_copy(store_redis: redis.Redis)
     assert ledger.watched() == 0
     assert ledger.accept(entry("ID:b"))
     assert [e.task_id for e in ledger.overdue(older_than_s=-1)] == ["ID:b"]
+
+
+def test_the_answered_mark_keeps_the_result_a_caller_waits_for(store_redis: redis.Redis) -> None:
+    ledger = Ledger(store_redis, answered_ttl_s=60)
+    assert ledger.answered("ID:c") is None
+    for task_id, result in (("ID:c", None), ("ID:d", {"status": 0, "nick_name": "运营二号\ud800"})):
+        assert ledger.accept(entry(task_id))
+        pipe = store_redis.pipeline(transaction=True)
+        ledger.settle(task_id, pipe, result)
+        pipe.execute()
+    assert ledger.answered("ID:c") == Answered(None)  # the bridge's: its reply went through ActiveMQ
+    assert ledger.answered("ID:d") == Answered({"status": 0, "nick_name": "运营二号\ud800"})
+    assert ledger.watched() == 0

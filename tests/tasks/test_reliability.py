@@ -142,6 +142,19 @@ def test_failed_friend_request_may_be_tried_again(stack: Stack) -> None:
     assert len(stack.sim.pending_requests("wxid_a9s8d7f6g5h4j3")) == 1
 
 
+def test_a_copy_of_a_task_that_answered_before_its_result_was_stored_gives_that_result(stack: Stack) -> None:
+    # A worker killed in the instant between its answer and Celery's write of the result: its message comes again. The
+    # copy neither calls WeChat nor replies again, and the caller waiting on the result gets the first answer.
+    request = {"adminUserId": 18, "uin": A["uin"], "userName": "ops_two", "queueName": "q"}
+    task_id = str(uuid.uuid4())
+    first = stack.call("searchContact", request, task_id=task_id)
+    AsyncResult(task_id, app=stack.app).forget()  # the result as the killed worker left it: never stored
+    again = stack.call("searchContact", request, task_id=task_id)
+    assert again == first  # the v2 ticket of the first search: no second one
+    replies = stack.replies.wait(lambda got: any(r["correlationId"] == task_id for _, r in got))
+    assert [r["correlationId"] for _, r in replies].count(task_id) == 1
+
+
 def test_a_task_killed_at_its_hard_time_limit_is_answered_and_dead_lettered(stack: Stack, own_broker: str) -> None:
     replies = RepliesTap(stack.r, f"test.replies.{uuid.uuid4().hex[:8]}")  # read by no bridge
     env = {
