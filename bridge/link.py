@@ -14,7 +14,7 @@ from typing import Any
 import stomp
 from stomp.exception import StompException
 
-from contactq.errors import ContactqError
+from contactq.errors import ContactqError, StoreUnavailable
 from contactq.settings import Settings
 from tasks.metrics import Counters
 
@@ -91,12 +91,18 @@ class Link(stomp.ConnectionListener):  # type: ignore[misc]
                     self.connected.set()
                     log.info("%s: connected to ActiveMQ", self.name)
                     delay_s = 0.5
+                continue
             except (StompException, OSError) as e:
-                self.counters.add("bridge_reconnections", self.name)
-                wait_s = delay_s * (1 + random.random() / 2)
-                log.warning("%s: ActiveMQ unavailable (%s); again in %.1f s", self.name, e or type(e).__name__, wait_s)
-                stop.wait(wait_s)
-                delay_s = min(delay_s * 2, self.settings.bridge_reconnect_max_s)
+                reason = str(e) or type(e).__name__
+            except Exception as e:
+                # Whatever else fails, the link tries again: a thread ended here would leave the bridge deaf.
+                log.exception("%s: connecting failed", self.name)
+                reason = repr(e)
+            self._count_reconnection()
+            wait_s = delay_s * (1 + random.random() / 2)
+            log.warning("%s: ActiveMQ unavailable (%s); again in %.1f s", self.name, reason, wait_s)
+            stop.wait(wait_s)
+            delay_s = min(delay_s * 2, self.settings.bridge_reconnect_max_s)
         if self.conn.is_connected():
             self.conn.disconnect()
 
@@ -156,15 +162,23 @@ class Link(stomp.ConnectionListener):  # type: ignore[misc]
         self._settle(frame.headers.get("receipt-id", ""), message)
 
     def on_disconnected(self) -> None:
-        if self.connected.is_set():
-            log.warning("%s: lost the connection to ActiveMQ", self.name)
-            self.counters.add("bridge_reconnections", self.name)
+        lost = self.connected.is_set()
         self.connected.clear()
         with self._lock:
             pending = list(self._receipts.values())
         for sent in pending:
             sent.errors.append("connection lost")
             sent.confirmed.set()
+        if lost:
+            log.warning("%s: lost the connection to ActiveMQ", self.name)
+            self._count_reconnection()
+
+    def _count_reconnection(self) -> None:
+        # Counted in Redis, which may be what is down: a count lost is better than a link that stops.
+        try:
+            self.counters.add("bridge_reconnections", self.name)
+        except StoreUnavailable as e:
+            log.warning("%s: reconnection not counted: %s", self.name, e)
 
     def _settle(self, receipt: str, error: str | None) -> None:
         with self._lock:

@@ -97,7 +97,7 @@ def create_app(settings: Settings, store: redis.Redis) -> Starlette:
     def count(type_name: str, outcome: str) -> None:
         try:
             counters.add("callbacks", type_name, outcome)
-        except redis.RedisError:
+        except StoreUnavailable:
             log.warning("callback counted nowhere: Redis did not answer")
 
     async def read_body(request: Request) -> bytes:

@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from contactq.errors import redis_errors
 from contactq.settings import Settings
 from tasks.outbox import RepliesStream
 from tasks.queues import worker_queues
@@ -54,7 +55,12 @@ class Counters:
         """Count one; on `pipe` when given, to go with the writes it carries."""
         if len(labels) != len(COUNTERS[name][1]):
             raise ValueError(f"{name} takes labels {COUNTERS[name][1]}")
-        (pipe if pipe is not None else self.r).hincrby(KEY, _SEP.join((name, *labels)), 1)
+        field = _SEP.join((name, *labels))
+        if pipe is not None:
+            pipe.hincrby(KEY, field, 1)
+            return
+        with redis_errors("metrics"):
+            self.r.hincrby(KEY, field, 1)
 
     def read(self) -> dict[str, dict[tuple[str, ...], int]]:
         counts: dict[str, dict[tuple[str, ...], int]] = {name: {} for name in COUNTERS}
