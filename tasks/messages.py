@@ -48,6 +48,30 @@ class Request(BaseModel):
 
 M = TypeVar("M", bound=BaseModel)
 
+# A request of the seed is flat. Deeper than this a request is refused, and the field is not echoed: pydantic refuses
+# to serialize beyond 254 levels, and a reply or a dead letter that cannot be written would answer nothing.
+MAX_DEPTH = 32
+
+
+def nested_beyond(value: Any, levels: int) -> bool:
+    """Whether `value` holds objects or arrays nested more than `levels` deep (a scalar: 0, `[1]`: 1). Iterative: the
+    value itself may be nested beyond what recursion allows."""
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, Mapping) else node if isinstance(node, list | tuple) else None
+        if children is None:
+            continue
+        if depth >= levels:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def echoable(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The request's fields a reply echoes: all but one nested beyond MAX_DEPTH."""
+    return {k: v for k, v in raw.items() if not nested_beyond(v, MAX_DEPTH - 1)}
+
 
 def _not_a_wxid(value: str) -> str:
     if value.startswith("wxid_"):
@@ -66,6 +90,9 @@ SceneCode = Annotated[int, Field(ge=0, le=0xFFFFFFFF)]
 def parse_request(model: type[M], raw: Any) -> M:
     if not isinstance(raw, Mapping):
         raise InvalidRequest(f"a request is a JSON object, not {type(raw).__name__}")
+    deep = sorted(set(raw) - set(echoable(raw)))
+    if deep:
+        raise InvalidRequest(f"invalid request: {', '.join(deep)}: nested deeper than {MAX_DEPTH} levels")
     try:
         return model.model_validate(raw)
     except ValidationError as e:
@@ -89,7 +116,7 @@ class Reply(BaseModel):
     @classmethod
     def to(cls, raw: Any, status: Status, message: str = "", result: Result | None = None) -> Reply:
         """The reply to `raw`, whatever it is: a request that is not an object echoes nothing."""
-        echo = dict(raw) if isinstance(raw, Mapping) else {}
+        echo = echoable(raw) if isinstance(raw, Mapping) else {}
         return cls(request=echo, status=status, message=message, result=result or Result())
 
     @property

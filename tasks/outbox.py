@@ -10,7 +10,7 @@ kombu's Redis transport a message whose routing key matches no binding is droppe
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from contactq.errors import StoreUnavailable, redis_errors
 from contactq.settings import Settings
 from tasks import plainjson
-from tasks.messages import Announcement, DeadLetter, OutboxReply
+from tasks.messages import MAX_DEPTH, Announcement, DeadLetter, OutboxReply, echoable, nested_beyond
 
 
 @contextmanager
@@ -195,7 +195,10 @@ class Outbox:
         self.replies.add(OutboxReply(queueName=queue_name, correlationId=correlation_id, reply=body), pipe)
 
     def dead_letter(self, task: str, queue: str, request: Any, status: int, reason: str) -> None:
-        """A request that could not be done; replay it by sending `request` to `task` on `queue` again."""
+        """A request that could not be done; replay it by sending `request` to `task` on `queue` again. One nested
+        beyond reason is kept as what can be written of it."""
+        if nested_beyond(request, MAX_DEPTH):
+            request = echoable(request) if isinstance(request, Mapping) else f"nested deeper than {MAX_DEPTH} levels"
         self._publish(
             self.deadletter_queue, DeadLetter(task=task, queue=queue, request=request, status=status, reason=reason)
         )

@@ -18,6 +18,7 @@ import redis
 
 from bridge.inbound import Accepted, Inbound
 from tasks.ledger import Ledger
+from tasks.messages import MAX_DEPTH
 from tasks.metrics import Counters
 from tasks.store import AccountRegistry
 from tests.bridge.conftest import BridgeProcess, Stomp
@@ -70,6 +71,46 @@ def test_type_markers_in_every_field_position_are_data(amq: Stomp, stack: Stack)
     assert len(amq.take(DLQ, count=refused, timeout_s=20)) == refused
     record(
         Figures("type markers in every field", sent=len(bodies), replies=len(replies), dead_letters=refused),
+        normal_after=normal_traffic_flows(amq),
+    )
+
+
+def nested(levels: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def test_a_field_nested_beyond_reason_is_refused_and_not_echoed(amq: Stomp, stack: Stack) -> None:
+    # Pydantic writes no reply nested beyond 254 levels: a request that deep once wedged its queue (the bridge's reply
+    # could not be written, the message came back for ever) and left its task unanswered.
+    answer_to = f"queue.reply.{uuid.uuid4().hex[:8]}"
+    amq.listen(f"/queue/{answer_to}")
+    amq.listen(DLQ)
+    bodies = [
+        search(answer_to, mark=0, deep=nested(300)),
+        search(answer_to, mark=1, deep=[nested(MAX_DEPTH)]),
+        search(answer_to, mark=2, fine=nested(MAX_DEPTH - 1)),
+    ]
+    for body in bodies:
+        amq.send("/queue/queue.searchContact_1_1", json.dumps(body))
+    replies = {r["mark"]: r for _, r in amq.take_json(f"/queue/{answer_to}", count=len(bodies), timeout_s=30)}
+    for mark in (0, 1):
+        assert replies[mark]["status"] == 400
+        assert f"deep: nested deeper than {MAX_DEPTH} levels" in replies[mark]["message"]
+        assert "deep" not in replies[mark] and {k: replies[mark][k] for k in bodies[mark] if k != "deep"} == {
+            k: v for k, v in bodies[mark].items() if k != "deep"
+        }
+    assert replies[2]["status"] == 0 and replies[2]["fine"] == bodies[2]["fine"]
+    assert len(amq.take(DLQ, count=2, timeout_s=20)) == 2
+    # The same from a Python caller: answered, and dead-lettered with what can be written of the request.
+    python = stack.call("searchContact", {**search("q"), "deep": nested(300)})
+    assert python["status"] == 400 and "deep" not in python
+    [(headers, letter)] = amq.take_json(DLQ)
+    assert letter == search("q") and "nested deeper" in headers["contactq-reason"]
+    record(
+        Figures("a field nested 300 levels deep", sent=4, replies=len(replies) + 1, dead_letters=3),
         normal_after=normal_traffic_flows(amq),
     )
 

@@ -1,7 +1,7 @@
 import pytest
 
 from contactq.errors import InvalidRequest, Status
-from tasks.messages import Reply, Request, announcement, mask, parse_request
+from tasks.messages import MAX_DEPTH, Reply, Request, announcement, mask, nested_beyond, parse_request
 from tasks.search_contact import Found
 
 
@@ -90,3 +90,27 @@ def test_mask_hides_tickets_and_session_data() -> None:
         assert secret not in masked
     assert "'verify': 'hello'" in masked and "1150109773" in masked
     assert mask('{"verifyUserTicket": "v2_0e2e4a9a7aa9@stranger"}') == '{"verifyUserTicket": "***"}'
+
+
+def nested(levels: int) -> object:
+    value: object = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_nesting_is_measured_without_recursion() -> None:
+    assert not nested_beyond("scalar", 0)
+    assert nested_beyond([], 0) and not nested_beyond([], 1)
+    assert not nested_beyond({"a": nested(2)}, 3) and nested_beyond({"a": nested(3)}, 3)
+    assert nested_beyond(nested(100_000), MAX_DEPTH)  # far beyond what a recursive walk survives
+
+
+def test_a_field_nested_beyond_the_limit_is_refused_and_not_echoed() -> None:
+    raw = {"adminUserId": 18, "uin": "1", "queueName": "q", "deep": nested(MAX_DEPTH), "fine": nested(MAX_DEPTH - 1)}
+    with pytest.raises(InvalidRequest, match=f"deep: nested deeper than {MAX_DEPTH} levels"):
+        parse_request(Request, raw)
+    assert parse_request(Request, {**raw, "deep": 1}).uin == "1"
+    reply = Reply.to(raw, Status.INVALID_REQUEST, "invalid")
+    assert "deep" not in reply.document() and reply.document()["fine"] == raw["fine"]
+    assert reply.queue_name == "q"
