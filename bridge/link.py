@@ -14,7 +14,7 @@ from typing import Any
 import stomp
 from stomp.exception import StompException
 
-from contactq.errors import ContactqError, StoreUnavailable
+from contactq.errors import ContactqError
 from contactq.settings import Settings
 from tasks.metrics import Counters
 
@@ -98,7 +98,7 @@ class Link(stomp.ConnectionListener):  # type: ignore[misc]
                 # Whatever else fails, the link tries again: a thread ended here would leave the bridge deaf.
                 log.exception("%s: connecting failed", self.name)
                 reason = repr(e)
-            self._count_reconnection()
+            self.counters.add_or_log("bridge_reconnections", self.name)
             wait_s = delay_s * (1 + random.random() / 2)
             log.warning("%s: ActiveMQ unavailable (%s); again in %.1f s", self.name, reason, wait_s)
             stop.wait(wait_s)
@@ -171,14 +171,7 @@ class Link(stomp.ConnectionListener):  # type: ignore[misc]
             sent.confirmed.set()
         if lost:
             log.warning("%s: lost the connection to ActiveMQ", self.name)
-            self._count_reconnection()
-
-    def _count_reconnection(self) -> None:
-        # Counted in Redis, which may be what is down: a count lost is better than a link that stops.
-        try:
-            self.counters.add("bridge_reconnections", self.name)
-        except StoreUnavailable as e:
-            log.warning("%s: reconnection not counted: %s", self.name, e)
+            self.counters.add_or_log("bridge_reconnections", self.name)
 
     def _settle(self, receipt: str, error: str | None) -> None:
         with self._lock:

@@ -170,7 +170,7 @@ class Bridge:
             ORIGINAL_MESSAGE_ID: headers.get("message-id", ""),
         }
         self.out.send(f"/queue/{self.settings.bridge_deadletter_queue}", body, out_headers)
-        self.counters.add("dead_lettered", "bridge")
+        self.counters.add_or_log("dead_lettered", "bridge")  # not a reason to take the message again
         answer = refused.reply()
         if answer is not None and answer.queue_name:
             self.outbox.publish_reply(answer.queue_name, headers.get("message-id", ""), answer.document())

@@ -94,12 +94,6 @@ def create_app(settings: Settings, store: redis.Redis) -> Starlette:
     counters = Counters(store)
     max_bytes = settings.callbacks_max_body_bytes
 
-    def count(type_name: str, outcome: str) -> None:
-        try:
-            counters.add("callbacks", type_name, outcome)
-        except StoreUnavailable:
-            log.warning("callback counted nowhere: Redis did not answer")
-
     async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_bytes:
@@ -122,26 +116,26 @@ def create_app(settings: Settings, store: redis.Redis) -> Starlette:
 
     async def receive(request: Request) -> JSONResponse:
         if not hmac.compare_digest(request.path_params["secret"].encode(), secret.encode()):
-            await run_in_threadpool(count, "unknown", "unauthorized")
+            await run_in_threadpool(counters.add_or_log, "callbacks", "unknown", "unauthorized")
             return _answer(401, "unauthorized", "wrong callback secret")
         try:
             body = await read_body(request)
         except TooLarge:
-            await run_in_threadpool(count, "unknown", "too_large")
+            await run_in_threadpool(counters.add_or_log, "callbacks", "unknown", "too_large")
             return _answer(413, "too_large", f"a callback is at most {max_bytes} bytes")
         try:
             callback = decode(body)
         except CallbackRefused as e:
-            await run_in_threadpool(count, "unknown", e.reason)
+            await run_in_threadpool(counters.add_or_log, "callbacks", "unknown", e.reason)
             return _answer(422 if e.reason == "unknown_type" else 400, e.reason, e.message)
         except InvalidRequest as e:  # the friend request's XML
-            await run_in_threadpool(count, "AddMsg", "malformed")
+            await run_in_threadpool(counters.add_or_log, "callbacks", "AddMsg", "malformed")
             return _answer(400, "malformed", e.message)
         if callback is None:
-            await run_in_threadpool(count, "test", "ignored")
+            await run_in_threadpool(counters.add_or_log, "callbacks", "test", "ignored")
             return _answer(200, "ignored")
         status, outcome, message = await run_in_threadpool(take, callback)
-        await run_in_threadpool(count, callback.type_name, outcome)
+        await run_in_threadpool(counters.add_or_log, "callbacks", callback.type_name, outcome)
         return _answer(status, outcome, message)
 
     async def health(request: Request) -> JSONResponse:

@@ -7,6 +7,7 @@ from the store) at each scrape.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,10 +18,12 @@ from prometheus_client import REGISTRY, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from contactq.errors import redis_errors
+from contactq.errors import StoreUnavailable, redis_errors
 from contactq.settings import Settings
 from tasks.outbox import RepliesStream
 from tasks.queues import worker_queues
+
+log = logging.getLogger(__name__)
 
 KEY = "contactq:metrics"
 _SEP = "\x1f"
@@ -61,6 +64,13 @@ class Counters:
             return
         with redis_errors("metrics"):
             self.r.hincrby(KEY, field, 1)
+
+    def add_or_log(self, name: str, *labels: str) -> None:
+        """Count one where a count lost is better than failing the caller: Redis may be what is down."""
+        try:
+            self.add(name, *labels)
+        except StoreUnavailable as e:
+            log.warning("%s not counted: %s", _SEP.join((name, *labels)).replace(_SEP, " "), e)
 
     def read(self) -> dict[str, dict[tuple[str, ...], int]]:
         counts: dict[str, dict[tuple[str, ...], int]] = {name: {} for name in COUNTERS}

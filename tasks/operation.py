@@ -207,7 +207,8 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
             rt.once.release(once_key, execution)
     if dead:
         _dead_letter(rt, task, raw, status, message)
-    return _answer(rt, spec.op, task_id, account, Reply.to(raw, status, message, result), keep_result)
+    reply = Reply.to(raw, status, message, result)
+    return _answer(rt, spec.op, task_id, account, reply, keep_result, dead_lettered=dead)
 
 
 def answer_killed(task_name: str, task_id: str, queue: str, args: Sequence[Any], reason: str) -> None:
@@ -220,9 +221,9 @@ def answer_killed(task_name: str, task_id: str, queue: str, args: Sequence[Any],
     uin = raw.get("uin") if isinstance(raw, dict) else None
     account = uin if isinstance(uin, str) and rt.registry.lookup(uin) is not None else OTHER_ACCOUNTS
     rt.outbox.dead_letter(task_name, queue, raw, int(Status.TIMEOUT), reason)
-    rt.counters.add("dead_lettered", task_name)
     # Celery stores the killed task's failure itself.
-    _answer(rt, op, task_id, account, failure_reply(op, raw, Status.TIMEOUT, reason), keep_result=False)
+    reply = failure_reply(op, raw, Status.TIMEOUT, reason)
+    _answer(rt, op, task_id, account, reply, keep_result=False, dead_lettered=True)
 
 
 def failure_reply(op: str | None, raw: Any, status: Status, message: str) -> Reply:
@@ -231,15 +232,20 @@ def failure_reply(op: str | None, raw: Any, status: Status, message: str) -> Rep
     return Reply.to(raw, status, message, result)
 
 
-def _answer(rt: Runtime, op: str, task_id: str, account: str, reply: Reply, keep_result: bool) -> dict[str, Any]:
+def _answer(
+    rt: Runtime, op: str, task_id: str, account: str, reply: Reply, keep_result: bool, dead_lettered: bool = False
+) -> dict[str, Any]:
     document = reply.document()
-    # Replied, no longer watched, a copy delivered again does nothing, and counted: one transaction. Should it fail,
-    # the task's retry answers again; past its retries, the bridge's recovery sends the request again.
+    # Replied, no longer watched, a copy delivered again does nothing, and counted (its dead letter too): one
+    # transaction. Should it fail, the task's retry answers again; past its retries, the bridge's recovery sends the
+    # request again.
     pipe = rt.redis.pipeline(transaction=True)
     if reply.queue_name:
         rt.outbox.publish_reply(reply.queue_name, task_id, document, pipe)
     rt.ledger.settle(task_id, pipe, document if keep_result else None)
     rt.counters.add("requests", op, account, str(int(reply.status)), pipe=pipe)
+    if dead_lettered:
+        rt.counters.add("dead_lettered", task_name(op), pipe=pipe)
     with redis_errors("the answer"):
         pipe.execute()
     log.info("answered %s: status %s %s", task_id, int(reply.status), reply.message)
@@ -249,4 +255,3 @@ def _answer(rt: Runtime, op: str, task_id: str, account: str, reply: Reply, keep
 def _dead_letter(rt: Runtime, task: Task[Any, Any], raw: Any, status: Status, reason: str) -> None:
     queue = str((task.request.delivery_info or {}).get("routing_key", ""))
     rt.outbox.dead_letter(task.name, queue, raw, int(status), reason)
-    rt.counters.add("dead_lettered", task.name)

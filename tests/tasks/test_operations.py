@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from protocol.friend_request import parse_friend_request
+from tasks.metrics import Counters
 from tests.stack import ACCOUNT_A, ACCOUNT_B, Stack
 
 A, B = ACCOUNT_A, ACCOUNT_B
@@ -228,6 +229,7 @@ def test_invalid_requests_are_dead_lettered(stack: Stack) -> None:
     assert result.get(timeout=20)["status"] == 400
     [(_, dead)] = stack.deadletters.wait(lambda got: len(got) >= 1)
     assert dead["task"] == "contactq.syncContact" and dead["request"] == {"args": [{"uin": A["uin"]}, "extra"]}
+    assert Counters(stack.r).read()["dead_lettered"] == {("contactq.syncContact",): 1}  # counted with the answer
 
 
 @pytest.mark.parametrize(
