@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from celery import Celery, Task, bootsteps
@@ -18,6 +19,7 @@ from celery.signals import after_setup_logger, after_setup_task_logger, before_t
 from celery.utils.saferepr import saferepr
 from celery.worker.request import Request as CeleryRequest
 
+from contactq.errors import ContactqError
 from contactq.settings import get_settings
 from protocol.client import load_client
 from tasks.messages import mask
@@ -48,6 +50,7 @@ app = Celery("contactq", include=OPERATION_MODULES, task_cls="tasks.app:Contactq
 app.config_from_object("celeryconfig")
 
 log = logging.getLogger(__name__)
+_REGISTER_MAX_DELAY_S = 30.0
 
 _runtimes: dict[int, Runtime] = {}
 _runtime_lock = threading.Lock()
@@ -136,9 +139,29 @@ def _mask_logs(logger: logging.Logger | None = None, **_: Any) -> None:
 
 @worker_ready.connect
 def _register_accounts(**_: Any) -> None:
+    # Routing by uin (`queue.{op}_{S}`) reads the registry. Celery only logs what a signal handler raises, so a Redis
+    # away at start would leave the accounts unregistered until a restart: tried again in the background instead.
     rt = runtime()
-    for child in rt.settings.child_ids:
-        rt.registry.register(rt.client.sessions(child))
+    if not _register(rt):
+        threading.Thread(target=register_until_done, args=(rt,), name="register-accounts", daemon=True).start()
+
+
+def _register(rt: Runtime) -> bool:
+    try:
+        for child in rt.settings.child_ids:
+            rt.registry.register(rt.client.sessions(child))
+    except ContactqError as e:
+        log.warning("the accounts of children %s are not registered yet: %s", rt.settings.child_ids, e)
+        return False
+    return True
+
+
+def register_until_done(rt: Runtime, delay_s: float = 1.0) -> None:
+    """Register this worker's accounts, trying again with a growing pause until Redis takes them."""
+    while not _register(rt):
+        time.sleep(delay_s)
+        delay_s = min(delay_s * 2, _REGISTER_MAX_DELAY_S)
+    log.info("the accounts of children %s are registered", rt.settings.child_ids)
 
 
 class PushListener(bootsteps.StartStopStep):
