@@ -136,7 +136,8 @@ class RepliesStream:
     def _taken(self, entry_id: str, fields: dict[str, str] | None) -> Taken:
         raw = (fields or {}).get(self.FIELD, "")
         try:
-            return Taken(entry_id, OutboxReply.model_validate_json(raw), raw)
+            # The standard library's decoder: pydantic's refuses a lone surrogate, which a request may carry.
+            return Taken(entry_id, OutboxReply.model_validate(plainjson.loads(raw)), raw)
         except ValueError:
             return Taken(entry_id, None, raw or repr(fields))
 

@@ -110,3 +110,12 @@ def test_consumers_of_bridges_gone_are_forgotten_once_they_hold_nothing(store_re
 
 def test_nobody_to_forget_before_the_stream_is_there(store_redis: redis.Redis) -> None:
     assert RepliesStream(store_redis, KEY).forget_idle("me") == 0
+
+
+def test_a_reply_echoing_a_lone_surrogate_is_taken_whole(store_redis: redis.Redis) -> None:
+    stream = RepliesStream(store_redis, KEY)
+    sent = OutboxReply(queueName="queue.reply.test", correlationId="ID:s", reply={"remark": "\ud83d", "status": 0})
+    stream.add(sent)
+    [taken] = stream.take("a", count=10, block_ms=100)
+    assert taken.reply == sent
+    stream.done([taken.id])
