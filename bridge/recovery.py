@@ -116,11 +116,12 @@ class Recovery:
         reason = f"lost by the Celery broker {entry.resent + 1} times; not sent again"
         log.error("task %s %s", entry.task_id, reason)
         reply = failure_reply(entry.op, entry.request, Status.INTERNAL_ERROR, reason)
-        if reply.queue_name:
-            self.outbox.publish_reply(reply.queue_name, entry.task_id, reply.document())
         self.outbox.dead_letter(task_name(entry.op), entry.queue, entry.request, int(Status.INTERNAL_ERROR), reason)
+        # The reply with the settling, as a task answers: a sweep that fails here gives up again, and replies once.
         with redis_errors("ledger"):
             pipe = self.ledger.r.pipeline(transaction=True)
+            if reply.queue_name:
+                self.outbox.publish_reply(reply.queue_name, entry.task_id, reply.document(), pipe)
             self.ledger.settle(entry.task_id, pipe)
             self.counters.add("dead_lettered", "bridge", pipe=pipe)
             pipe.execute()
