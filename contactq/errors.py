@@ -111,4 +111,15 @@ class WeChatTimeout(WeChatError):
     status = Status.TIMEOUT
 
 
+class Unreachable(WeChatTimeout):
+    """The protocol server could not be reached: nothing was sent, so even a friend request may be tried again."""
+
+
+class OutcomeUnknown(WeChatError):
+    """A call that changes something (a friend request, an accept) got no clear answer after it may have reached
+    WeChat. Not repeated: a second friend request is what gets an account banned."""
+
+    status = Status.TIMEOUT
+
+
 RETRYABLE: tuple[type[ContactqError], ...] = (WeChatTimeout, StoreUnavailable)

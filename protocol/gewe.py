@@ -27,7 +27,17 @@ import httpx
 import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from contactq.errors import NotFound, NotOnline, ProtocolFailure, TooFrequent, WeChatError, WeChatTimeout, redis_errors
+from contactq.errors import (
+    NotFound,
+    NotOnline,
+    OutcomeUnknown,
+    ProtocolFailure,
+    TooFrequent,
+    Unreachable,
+    WeChatError,
+    WeChatTimeout,
+    redis_errors,
+)
 from contactq.settings import GeweAccount, Settings
 from protocol.client import (
     ChatroomMember,
@@ -337,18 +347,24 @@ class GeweWeChat:
 
     def _call(self, endpoint: str, account: GeweAccount, body: dict[str, Any], safe: bool) -> Any:
         """One call; a call that is `safe` to repeat is tried once more when the server could not be reached or
-        timed out. A friend request is never repeated here: a timed-out one may have gone out."""
+        timed out. One that is not (a friend request, an accept) that timed out may have gone out: OutcomeUnknown,
+        which no retry repeats; only one that never reached the server is left to the task's retry."""
         request = {"appId": account.app_id, **body}
         try:
             return self._post(endpoint, request)
-        except WeChatTimeout:
+        except Unreachable:
             if not safe:
-                raise
+                raise  # nothing went out: the task's retry may send it
+        except WeChatTimeout as e:
+            if not safe:
+                raise OutcomeUnknown(f"{e.message}; it may have reached WeChat, so it is not sent again") from e
         return self._post(endpoint, request)
 
     def _post(self, endpoint: str, body: dict[str, Any]) -> Any:
         try:
             response = self.http.post(endpoint, json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
+            raise Unreachable(f"{endpoint}: the protocol server cannot be reached: {e}") from e
         except httpx.TimeoutException as e:
             raise WeChatTimeout(f"{endpoint}: no answer in time ({e.__class__.__name__})") from e
         except httpx.TransportError as e:

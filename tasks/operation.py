@@ -17,7 +17,7 @@ from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from pydantic import BaseModel
 
-from contactq.errors import RETRYABLE, ContactqError, InvalidRequest, Status, redis_errors
+from contactq.errors import RETRYABLE, ContactqError, InvalidRequest, OutcomeUnknown, Status, redis_errors
 from contactq.settings import Settings, get_settings
 from protocol.client import Session, WeChatClient
 from protocol.records import contact_record, member_record
@@ -165,6 +165,7 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
     once_key: str | None = None
     result: Result = spec.result()
     dead = False  # kept for replay: invalid, out of retries, out of time, or a defect of ours
+    settled = False  # the outcome stands for copies within the dedupe window (done, or maybe done)
     account = OTHER_ACCOUNTS  # the metrics' label: the uin once it is known to be one this worker hosts
     try:
         req = parse_request(spec.model, raw)
@@ -183,7 +184,7 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
         if limit is not None:
             rt.limiter.acquire(uin, spec.op, limit, task_id)
         result = spec.act(call, req)
-        status, message = Status.OK, ""
+        status, message, settled = Status.OK, "", True
     except RETRYABLE as e:
         if (task.request.retries or 0) < (task.max_retries or 0):
             if once_key is not None:
@@ -192,6 +193,9 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
         status, message, dead = e.status, f"{e.message} (gave up after {task.request.retries} retries)", True
     except InvalidRequest as e:
         status, message, dead = e.status, e.message, True
+    except OutcomeUnknown as e:
+        # It may have reached WeChat: not sent again, by a retry or by a copy within the window; a person looks.
+        status, message, dead, settled = e.status, e.message, True, True
     except ContactqError as e:
         status, message = e.status, e.message
     except SoftTimeLimitExceeded:
@@ -201,7 +205,7 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
         log.exception("%s[%s] failed", spec.op, task_id)
         status, message, dead = Status.INTERNAL_ERROR, f"internal error: {type(e).__name__}", True
     if once_key is not None:
-        if status == Status.OK:
+        if settled:
             rt.once.done(once_key, {"status": int(status), "message": message, "result": result.model_dump()})
         else:
             rt.once.release(once_key, execution)

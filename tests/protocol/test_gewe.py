@@ -11,7 +11,16 @@ import redis
 from pydantic import SecretStr
 
 from contactq.callbacks import create_app as callbacks_app
-from contactq.errors import NotFound, NotOnline, ProtocolFailure, TooFrequent, WeChatTimeout
+from contactq.errors import (
+    RETRYABLE,
+    NotFound,
+    NotOnline,
+    OutcomeUnknown,
+    ProtocolFailure,
+    TooFrequent,
+    Unreachable,
+    WeChatTimeout,
+)
 from contactq.settings import Settings
 from protocol.client import Opcode, Scene, load_client
 from protocol.fixture import DEFAULT_FIXTURE, load_fixture
@@ -20,7 +29,7 @@ from protocol.gewe_server import ServedSimulation
 from protocol.gewe_server import create_app as served_app
 from protocol.simulated import SimulatedWeChat
 from tests.protocol.contract import WeChatClientContract, World, default_fixture_world
-from tests.servers import Served
+from tests.servers import Served, free_port
 
 A_UIN, A = "1150109773", "wxid_az12gf9ugnoh22"
 B_UIN, B = "2250109774", "wxid_b7q2m0x1kk9922"
@@ -105,12 +114,21 @@ def test_wechat_codes_and_faults_come_through_http(client: GeweWeChat, sim: Simu
         client.search(A_UIN, "ops_two")
 
 
-def test_a_friend_request_is_never_repeated_by_the_client(client: GeweWeChat, sim: SimulatedWeChat) -> None:
+def test_a_friend_request_that_timed_out_is_never_repeated(client: GeweWeChat, sim: SimulatedWeChat) -> None:
     found = client.search(A_UIN, "ops_two")
     sim.set_faults(transient=1)
-    with pytest.raises(WeChatTimeout):
+    with pytest.raises(OutcomeUnknown, match="not sent again") as unknown:
         client.verify_user(A_UIN, Opcode.ADD, found.v1, found.v2, "hi", Scene.WECHAT_ID)
+    assert not isinstance(unknown.value, RETRYABLE)  # no task retry sends it either
     assert sim.verify_log() == []  # the simulated timeout came before WeChat saw it; the client did not try again
+
+
+def test_a_friend_request_to_a_server_not_there_may_be_tried_again(network: tuple[SimulatedWeChat, Settings]) -> None:
+    _, settings = network
+    nowhere = load_client(settings.model_copy(update={"gewe_base_url": f"http://127.0.0.1:{free_port()}/v2/api"}))
+    with pytest.raises(Unreachable) as unreachable:
+        nowhere.verify_user(A_UIN, Opcode.ADD, "v1_x@stranger", "v2_x@stranger", "hi", Scene.WECHAT_ID)
+    assert isinstance(unreachable.value, RETRYABLE)  # nothing went out
 
 
 def test_offline_accounts(client: GeweWeChat, sim: SimulatedWeChat) -> None:

@@ -12,6 +12,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
@@ -19,6 +20,7 @@ from kombu import Connection
 
 from tasks.outbox import Outbox
 from tests.brokers import BROKER
+from tests.conftest import GEWE
 from tests.faults import Figures, record
 from tests.stack import ACCOUNT_A, RepliesTap, Stack, Tap, Worker, caller_app
 
@@ -132,6 +134,18 @@ def test_same_friend_request_twice_is_sent_once(stack: Stack) -> None:
     again = stack.call("addContact", request)
     assert again == {**request, "status": 0, "message": ""}
     assert [row[:3] for row in stack.sim.verify_log()] == [[A["uin"], 2, "wxid_a9s8d7f6g5h4j3"]]
+
+
+@pytest.mark.skipif(not GEWE, reason="the simulated WeChat times out before any effect: its timeouts are retried")
+def test_a_friend_request_that_may_have_gone_out_is_not_sent_again(stack: Stack) -> None:
+    request = stack.add_contact_request("xiaolongnv")
+    stack.sim.set_faults(transient=1)  # Gewechat answers that it timed out: whether WeChat got it is unknown
+    first = stack.call("addContact", request)
+    assert first["status"] == 504 and "not sent again" in first["message"]
+    assert stack.call("addContact", request) == first  # a copy within the window is answered the same, not sent
+    [(_, dead)] = stack.deadletters.wait(lambda got: len(got) >= 1)
+    assert dead["request"] == request and dead["status"] == 504
+    assert stack.sim.verify_log() == []  # no retry sent it
 
 
 def test_failed_friend_request_may_be_tried_again(stack: Stack) -> None:
