@@ -11,6 +11,7 @@ import redis
 
 from contactq.errors import InProgress, RateLimited, redis_errors
 from contactq.settings import RateLimit
+from tasks import plainjson
 from tasks.metrics import Counters
 
 # Sliding window: at most ARGV[2] members within ARGV[1] ms. A member already counted (the same task retried) passes
@@ -110,9 +111,9 @@ class Once:
                 raise InProgress(f"the same request is still being sent by task {holder_task}")
             time.sleep(_POLL_S)
 
-    def done(self, key: str, outcome: dict[str, Any]) -> None:
-        with redis_errors("idempotency keys"):
-            self.r.set(key, json.dumps(outcome, ensure_ascii=False), ex=self.window_s)
+    def done(self, key: str, outcome: dict[str, Any], pipe: redis.client.Pipeline) -> None:
+        """Keep the outcome for the window, on the transaction of the task's answer."""
+        pipe.set(key, plainjson.dumps(outcome), ex=self.window_s)
 
     def release(self, key: str, execution: str) -> None:
         """Forget a claim whose request failed, so that it may be tried again."""

@@ -7,7 +7,9 @@ happens here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -17,7 +19,15 @@ from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from pydantic import BaseModel
 
-from contactq.errors import RETRYABLE, ContactqError, InvalidRequest, OutcomeUnknown, Status, redis_errors
+from contactq.errors import (
+    RETRYABLE,
+    ContactqError,
+    InvalidRequest,
+    OutcomeUnknown,
+    Status,
+    StoreUnavailable,
+    redis_errors,
+)
 from contactq.settings import Settings, get_settings
 from protocol.client import Session, WeChatClient
 from protocol.records import contact_record, member_record
@@ -29,6 +39,10 @@ from tasks.runtime import Runtime
 from tasks.store import ContactStore
 
 log = logging.getLogger(__name__)
+
+# A Redis that blinked while a task answered: the answer is tried again at once, 0.2, 0.4 and 0.8 s apart.
+_ANSWER_ATTEMPTS = 4
+_ANSWER_PAUSE_S = 0.2
 
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R", bound=Result)
@@ -204,15 +218,16 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
         # A defect of ours: the caller is still answered and the request kept for replay.
         log.exception("%s[%s] failed", spec.op, task_id)
         status, message, dead = Status.INTERNAL_ERROR, f"internal error: {type(e).__name__}", True
+    once_outcome = None
     if once_key is not None:
         if settled:
-            rt.once.done(once_key, {"status": int(status), "message": message, "result": result.model_dump()})
+            once_outcome = (once_key, {"status": int(status), "message": message, "result": result.model_dump()})
         else:
             rt.once.release(once_key, execution)
     if dead:
         _dead_letter(rt, task, raw, status, message)
     reply = Reply.to(raw, status, message, result)
-    return _answer(rt, spec.op, task_id, account, reply, keep_result, dead_lettered=dead)
+    return _answer(rt, spec.op, task_id, account, reply, keep_result, dead_lettered=dead, once_outcome=once_outcome)
 
 
 def answer_killed(task_name: str, task_id: str, queue: str, args: Sequence[Any], reason: str) -> None:
@@ -237,21 +252,40 @@ def failure_reply(op: str | None, raw: Any, status: Status, message: str) -> Rep
 
 
 def _answer(
-    rt: Runtime, op: str, task_id: str, account: str, reply: Reply, keep_result: bool, dead_lettered: bool = False
+    rt: Runtime,
+    op: str,
+    task_id: str,
+    account: str,
+    reply: Reply,
+    keep_result: bool,
+    dead_lettered: bool = False,
+    once_outcome: tuple[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     document = reply.document()
-    # Replied, no longer watched, a copy delivered again does nothing, and counted (its dead letter too): one
-    # transaction. Should it fail, the task's retry answers again; past its retries, the bridge's recovery sends the
-    # request again.
-    pipe = rt.redis.pipeline(transaction=True)
-    if reply.queue_name:
-        rt.outbox.publish_reply(reply.queue_name, task_id, document, pipe)
-    rt.ledger.settle(task_id, pipe, document if keep_result else None)
-    rt.counters.add("requests", op, account, str(int(reply.status)), pipe=pipe)
-    if dead_lettered:
-        rt.counters.add("dead_lettered", task_name(op), pipe=pipe)
-    with redis_errors("the answer"):
-        pipe.execute()
+    # Replied, no longer watched, a copy delivered again does nothing, counted (its dead letter too), and the outcome
+    # kept for copies of a friend request: one transaction. It is tried again here a few times, since a task retried
+    # for it would act again; an attempt whose EXEC went through but whose answer was lost left the answered mark.
+    for attempt in range(_ANSWER_ATTEMPTS):
+        pipe = rt.redis.pipeline(transaction=True)
+        if reply.queue_name:
+            rt.outbox.publish_reply(reply.queue_name, task_id, document, pipe)
+        rt.ledger.settle(task_id, pipe, document if keep_result else None)
+        rt.counters.add("requests", op, account, str(int(reply.status)), pipe=pipe)
+        if dead_lettered:
+            rt.counters.add("dead_lettered", task_name(op), pipe=pipe)
+        if once_outcome is not None:
+            rt.once.done(*once_outcome, pipe=pipe)
+        try:
+            with redis_errors("the answer"):
+                pipe.execute()
+            break
+        except StoreUnavailable:
+            if attempt == _ANSWER_ATTEMPTS - 1:
+                raise  # the task's retry answers again; past its retries, the bridge's recovery sends it again
+            time.sleep(_ANSWER_PAUSE_S * 2**attempt)
+            with contextlib.suppress(StoreUnavailable):
+                if rt.ledger.answered(task_id) is not None:
+                    break
     log.info("answered %s: status %s %s", task_id, int(reply.status), reply.message)
     return document
 

@@ -28,5 +28,7 @@ def test_an_outcome_is_shared_and_a_released_claim_is_free(store_redis: redis.Re
     assert once.claim(key, "t1:a", wait_s=0.2) is None
     once.release(key, "t1:a")
     assert once.claim(key, "t2:b", wait_s=0.2) is None
-    once.done(key, {"status": 0, "message": "", "result": {}})
-    assert once.claim(key, "t3:c", wait_s=0.2) == {"status": 0, "message": "", "result": {}}
+    pipe = store_redis.pipeline(transaction=True)
+    once.done(key, {"status": 0, "message": "", "result": {"remark": "\ud83d"}}, pipe)
+    pipe.execute()
+    assert once.claim(key, "t3:c", wait_s=0.2) == {"status": 0, "message": "", "result": {"remark": "\ud83d"}}
