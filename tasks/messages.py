@@ -68,9 +68,15 @@ def nested_beyond(value: Any, levels: int) -> bool:
     return False
 
 
+def too_deep(raw: Mapping[str, Any]) -> list[str]:
+    """The request's fields nested beyond MAX_DEPTH (the request itself is the first level)."""
+    return [k for k, v in raw.items() if nested_beyond(v, MAX_DEPTH - 1)]
+
+
 def echoable(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The request's fields a reply echoes: all but one nested beyond MAX_DEPTH."""
-    return {k: v for k, v in raw.items() if not nested_beyond(v, MAX_DEPTH - 1)}
+    deep = too_deep(raw)
+    return {k: v for k, v in raw.items() if k not in deep}
 
 
 def _not_a_wxid(value: str) -> str:
@@ -90,7 +96,7 @@ SceneCode = Annotated[int, Field(ge=0, le=0xFFFFFFFF)]
 def parse_request(model: type[M], raw: Any) -> M:
     if not isinstance(raw, Mapping):
         raise InvalidRequest(f"a request is a JSON object, not {type(raw).__name__}")
-    deep = sorted(set(raw) - set(echoable(raw)))
+    deep = sorted(too_deep(raw))
     if deep:
         raise InvalidRequest(f"invalid request: {', '.join(deep)}: nested deeper than {MAX_DEPTH} levels")
     try:

@@ -1,9 +1,11 @@
-"""HTTP servers for the tests: an ASGI app served in a thread of the test process, or a contactq service process."""
+"""Servers for the tests: an ASGI app served in a thread of the test process, a contactq service process, or a
+redis-server of a test's own."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+import redis
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -32,6 +35,43 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, append-only file on, that can be stopped, started again and filled."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="contactq-redis-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)]
+            + ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction"],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "the private Redis did not start"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM: Redis writes what the append-only file still lacks, and exits."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=20)
+
+    def set_maxmemory(self, limit: int) -> None:
+        redis.Redis(port=self.port).config_set("maxmemory", limit)
 
 
 class Served:

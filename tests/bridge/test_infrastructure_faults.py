@@ -13,8 +13,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -31,6 +29,7 @@ from tasks.store import AccountRegistry
 from tests.bridge.conftest import BridgeProcess, Stomp
 from tests.brokers import BROKER
 from tests.faults import Figures, record
+from tests.servers import PrivateRedis
 from tests.stack import ACCOUNT_A, Worker
 
 A = ACCOUNT_A
@@ -38,49 +37,6 @@ SERVER = 7
 MANUAL = {"xiaolongnv": "wxid_a9s8d7f6g5h4j3", "wu_yan": "wxid_u1i2o3p4a5s6d7"}  # strangers who answer by hand
 
 pytestmark = pytest.mark.skipif(BROKER != "redis", reason="these faults are of the Redis broker")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class PrivateRedis:
-    """A redis-server of the test's own, append-only file on, that can be stopped, started again and filled."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="contactq-redis-"))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def url(self, db: int) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)]
-            + ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction"],
-            stdout=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "the private Redis did not start"
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        """SIGTERM: Redis writes what the append-only file still lacks, and exits."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=20)
-
-    def set_maxmemory(self, limit: int) -> None:
-        redis.Redis(port=self.port).config_set("maxmemory", limit)
 
 
 class OwnStack:

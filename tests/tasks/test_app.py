@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
-from pathlib import Path
 
 import redis
 
@@ -13,13 +11,13 @@ from contactq.settings import get_settings
 from tasks.app import app, register_until_done
 from tasks.runtime import Runtime
 from tasks.store import AccountRegistry
-from tests.servers import free_port
+from tests.servers import PrivateRedis
 from tests.stack import ACCOUNT_A
 
 
-def test_the_accounts_are_registered_once_redis_is_there(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
+def test_the_accounts_are_registered_once_redis_is_there() -> None:
+    private = PrivateRedis()  # its port chosen, not started yet
+    url = private.url(0)
     settings = get_settings().model_copy(
         update={"store_url": url, "sim_url": url, "protocol": "simulated", "server_id": 1, "child_ids": [1]}
     )
@@ -27,15 +25,11 @@ def test_the_accounts_are_registered_once_redis_is_there(tmp_path: Path) -> None
     registering.start()
     time.sleep(1)
     assert registering.is_alive()  # no Redis yet: still trying
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )
+    private.start()
     try:
         registering.join(timeout=30)
         assert not registering.is_alive()
-        session = AccountRegistry(redis.Redis(port=port, decode_responses=True)).lookup(ACCOUNT_A["uin"])
+        session = AccountRegistry(redis.Redis(port=private.port, decode_responses=True)).lookup(ACCOUNT_A["uin"])
         assert session is not None and (session.server_id, session.child_id) == (1, 1)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        private.stop()
