@@ -70,7 +70,7 @@ class Inbound:
         self.app = app
         self.settings = settings
         self.registry = registry
-        self.ledger = Ledger(store, answered_ttl_s=settings.dedupe_window_s)
+        self.ledger = Ledger(store, settings)
         import_operations()  # the request models it validates with
 
     def handle(self, destination: str, headers: dict[str, str], body: bytes) -> Accepted | Refused:

@@ -22,9 +22,10 @@ import redis
 from celery import Celery
 
 from bridge.inbound import send
-from contactq.errors import Status, redis_errors
+from contactq.errors import Status
 from contactq.settings import Settings
-from tasks.ledger import Entry, Ledger
+from tasks import metrics
+from tasks.ledger import Answer, Entry, Ledger
 from tasks.metrics import Counters
 from tasks.operation import failure_reply
 from tasks.outbox import Outbox
@@ -117,11 +118,9 @@ class Recovery:
         log.error("task %s %s", entry.task_id, reason)
         reply = failure_reply(entry.op, entry.request, Status.INTERNAL_ERROR, reason)
         self.outbox.dead_letter(task_name(entry.op), entry.queue, entry.request, int(Status.INTERNAL_ERROR), reason)
-        # The reply with the settling, as a task answers: a sweep that fails here gives up again, and replies once.
-        with redis_errors("ledger"):
-            pipe = self.ledger.r.pipeline(transaction=True)
-            if reply.queue_name:
-                self.outbox.publish_reply(reply.queue_name, entry.task_id, reply.document(), pipe)
-            self.ledger.settle(entry.task_id, pipe)
-            self.counters.add("dead_lettered", "bridge", pipe=pipe)
-            pipe.execute()
+        # Answered as a task answers, once: a sweep that fails here gives up again, and a task that answered first
+        # keeps its answer.
+        self.ledger.answer(
+            entry.task_id,
+            Answer(reply=reply.outbound(entry.task_id), counts=[metrics.field("dead_lettered", "bridge")]),
+        )

@@ -10,6 +10,7 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from typing import Any
 
 import redis
@@ -21,6 +22,7 @@ from bridge.link import BrokerUnavailable, Link
 from bridge.outbound import ORIGINAL_DESTINATION, ORIGINAL_MESSAGE_ID, REASON, Forwarder, ReplyForwarder, bounded
 from bridge.recovery import Recovery
 from contactq.settings import Settings
+from tasks.ledger import Answer
 from tasks.metrics import Counters
 from tasks.outbox import Outbox
 from tasks.queues import activemq_request_queues
@@ -152,7 +154,7 @@ class Bridge:
         try:
             verdict = self.inbound.handle(headers.get("destination", ""), headers, body)
             if isinstance(verdict, Refused):
-                self._dead_letter(headers, body, verdict)
+                self.refuse(headers, body, verdict)
         except (*INFRASTRUCTURE, BrokerUnavailable) as e:
             # Redis, the Celery broker or ActiveMQ is not there: leave the message unacknowledged; it comes again
             # after a reconnect, as do the frames already on their way.
@@ -162,8 +164,16 @@ class Bridge:
             return
         self.requests.ack(frame)
 
-    def _dead_letter(self, headers: dict[str, str], body: bytes, refused: Refused) -> None:
-        """The message as it came, to the DLQ with the reason; and an error reply where a reply queue is known."""
+    def refuse(self, headers: dict[str, str], body: bytes, refused: Refused) -> None:
+        """The message as it came, to the DLQ with the reason; and an error reply where a reply queue is known.
+
+        The reply is the message's answer, written once: a message delivered again after it was answered (its link
+        dropped before the ACK) was dead-lettered too, and is only acknowledged. One that names no reply queue, or
+        comes again before its answer was written, is dead-lettered again: a dead letter is never lost for want of
+        a Redis write."""
+        message_id = headers.get("message-id") or f"unnamed:{uuid.uuid4()}"  # ActiveMQ names every message
+        if self.inbound.ledger.answered(message_id) is not None:
+            return
         out_headers = resend_headers(headers, body) | {
             REASON: bounded(refused.reason),
             ORIGINAL_DESTINATION: headers.get("destination", "").removeprefix("/queue/"),
@@ -171,6 +181,7 @@ class Bridge:
         }
         self.out.send(f"/queue/{self.settings.bridge_deadletter_queue}", body, out_headers)
         self.counters.add_or_log("dead_lettered", "bridge")  # not a reason to take the message again
-        answer = refused.reply()
-        if answer is not None and answer.queue_name:
-            self.outbox.publish_reply(answer.queue_name, headers.get("message-id", ""), answer.document())
+        reply = refused.reply()
+        outbound = None if reply is None else reply.outbound(message_id)
+        if outbound is not None:
+            self.inbound.ledger.answer(message_id, Answer(reply=outbound))

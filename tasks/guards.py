@@ -11,7 +11,6 @@ import redis
 
 from contactq.errors import InProgress, RateLimited, redis_errors
 from contactq.settings import RateLimit
-from tasks import plainjson
 from tasks.metrics import Counters
 
 # Sliding window: at most ARGV[2] members within ARGV[1] ms. A member already counted (the same task retried) passes
@@ -72,11 +71,11 @@ class RateLimiter:
 
 class Once:
     """A friend request is sent once per key within the window, however often and however concurrently it is
-    delivered: one execution at a time holds a lease on the key, and its outcome is kept for the window."""
+    delivered: one execution at a time holds a lease on the key, and its outcome is kept for the window (written by
+    the task's answer: tasks.ledger.Answer.outcome)."""
 
-    def __init__(self, client: redis.Redis, window_s: int, lease_s: int) -> None:
+    def __init__(self, client: redis.Redis, lease_s: int) -> None:
         self.r = client
-        self.window_s = window_s
         self.lease_s = lease_s
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
@@ -110,10 +109,6 @@ class Once:
             if time.monotonic() - start >= (self.lease_s + 1 if holder_task == task_id else wait_s):
                 raise InProgress(f"the same request is still being sent by task {holder_task}")
             time.sleep(_POLL_S)
-
-    def done(self, key: str, outcome: dict[str, Any], pipe: redis.client.Pipeline) -> None:
-        """Keep the outcome for the window, on the transaction of the task's answer."""
-        pipe.set(key, plainjson.dumps(outcome), ex=self.window_s)
 
     def release(self, key: str, execution: str) -> None:
         """Forget a claim whose request failed, so that it may be tried again."""

@@ -3,8 +3,8 @@ so that one the Celery broker lost can be found and sent again (bridge/recovery.
 
 `contactq:ledger`               ZSET task id -> when it was accepted, last sent again or last seen waiting (epoch s)
 `contactq:ledger:{task id}`     the entry as JSON: operation, queue, request, times sent again
-`contactq:answered:{task id}`   the task has answered: a copy of it delivered again does nothing, or gives the result
-                                kept here (when a caller waits for one: see Ledger.settle)
+`contactq:answered:{task id}`   the request was answered: a copy of its task delivered again does nothing, or gives
+                                the result kept here (when a caller waits for one: see Ledger.answer)
 `contactq:bridged:{task id}`    entered: a copy of the request's message delivered again is not sent
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,10 @@ import redis
 from pydantic import BaseModel
 
 from contactq.errors import redis_errors
-from tasks import plainjson
+from contactq.settings import Settings
+from tasks import metrics, plainjson
+from tasks.messages import OutboxReply
+from tasks.outbox import RepliesStream
 
 KEY = "contactq:ledger"
 
@@ -46,8 +50,31 @@ return 1
 """
 
 
+# Answers a request once. The first answer (of any copy of its task, of the task's hard time limit, of the bridge's
+# recovery or refusal) writes the answered mark and all that goes with it: out of the ledger, the reply for the bridges
+# to send, a friend request's outcome for the copies within the window, the counts. A later answer writes nothing and
+# gets the mark. KEYS: the mark, the ledger, the entry, the replies stream, the outcome's key (or ''), the counters.
+# ARGV: the task id, the mark, the window (s), the reply stream's field and entry (or ''), the outcome (or ''), then
+# the counters' fields.
+_ANSWER = """
+local earlier = redis.call('GET', KEYS[1])
+if earlier then return earlier end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3])
+if ARGV[5] ~= '' then redis.call('XADD', KEYS[4], '*', ARGV[4], ARGV[5]) end
+if ARGV[6] ~= '' then redis.call('SET', KEYS[5], ARGV[6], 'EX', ARGV[3]) end
+for i = 7, #ARGV do redis.call('HINCRBY', KEYS[6], ARGV[i], 1) end
+return false
+"""
+
+
 # The answered mark of a task whose caller waits for no result (the bridge's: its reply goes back through ActiveMQ).
 _NO_RESULT = "1"
+
+
+def _answered(mark: str) -> Answered:
+    return Answered(None if mark == _NO_RESULT else json.loads(mark))
 
 
 def _bridged_key(task_id: str) -> str:
@@ -61,6 +88,16 @@ def _answered_key(task_id: str) -> str:
 @dataclass(frozen=True)
 class Answered:
     result: dict[str, Any] | None  # what the task returned, when a caller waits for its result
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a request's answer writes with its answered mark."""
+
+    reply: OutboxReply | None = None  # for the bridges to send to the request's queueName
+    result: dict[str, Any] | None = None  # kept in the mark when a caller waits for the task's result
+    counts: Sequence[str] = ()  # counters' fields (metrics.field)
+    outcome: tuple[str, dict[str, Any]] | None = None  # a friend request's once-key and outcome (tasks.guards.Once)
 
 
 class Entry(BaseModel):
@@ -77,11 +114,13 @@ class Entry(BaseModel):
 
 
 class Ledger:
-    def __init__(self, client: redis.Redis, answered_ttl_s: int) -> None:
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
         self.r = client
-        self.answered_ttl_s = answered_ttl_s
+        self.answered_ttl_s = settings.dedupe_window_s  # also how long a friend request's outcome is kept
+        self.replies_key = settings.replies_outbox
         self._claim_resend = client.register_script(_CLAIM_RESEND)
         self._accept = client.register_script(_ACCEPT)
+        self._answer = client.register_script(_ANSWER)
 
     def accept(self, entry: Entry) -> bool:
         """Enter a request before its task is sent, so that no accepted request goes unwatched: True when entered
@@ -100,23 +139,32 @@ class Ledger:
             pipe.zrem(KEY, task_id).delete(f"{KEY}:{task_id}").delete(_bridged_key(task_id))
             pipe.execute()
 
-    def settle(self, task_id: str, pipe: redis.client.Pipeline, result: dict[str, Any] | None = None) -> None:
-        """The task answered (or dead-lettered) its request: nothing more to watch, and a copy delivered again is not
-        done again. Queued on the caller's transaction, with whatever else the answer writes.
+    def answer(self, task_id: str, answer: Answer) -> Answered | None:
+        """Answer the request, once: None when answered now, the earlier answer when it was answered before.
 
-        `result` is kept when a caller waits for it: Celery stores a task's result after the task returns, and a
-        worker killed in between leaves the caller without it; the copy delivered again gives it instead."""
-        pipe.zrem(KEY, task_id)
-        pipe.delete(f"{KEY}:{task_id}")
-        mark = _NO_RESULT if result is None else plainjson.dumps(result)
-        pipe.set(_answered_key(task_id), mark, ex=self.answered_ttl_s)
+        `answer.result` is kept when a caller waits for it: Celery stores a task's result after the task returns, and
+        a worker killed in between leaves the caller without it; the copy delivered again gives it instead."""
+        outcome = ("", "") if answer.outcome is None else (answer.outcome[0], plainjson.dumps(answer.outcome[1]))
+        entry = "" if answer.reply is None else RepliesStream.encode(answer.reply)
+        with redis_errors("ledger"):
+            earlier = self._answer(
+                keys=[_answered_key(task_id), KEY, f"{KEY}:{task_id}", self.replies_key, outcome[0], metrics.KEY],
+                args=[
+                    task_id,
+                    _NO_RESULT if answer.result is None else plainjson.dumps(answer.result),
+                    self.answered_ttl_s,
+                    RepliesStream.FIELD,
+                    entry,
+                    outcome[1],
+                    *answer.counts,
+                ],
+            )
+        return None if earlier is None else _answered(earlier)
 
     def answered(self, task_id: str) -> Answered | None:
         with redis_errors("ledger"):
             mark = self.r.get(_answered_key(task_id))
-        if mark is None:
-            return None
-        return Answered(None if mark == _NO_RESULT else json.loads(mark))
+        return None if mark is None else _answered(mark)
 
     def overdue(self, older_than_s: float, limit: int = 500) -> list[Entry]:
         """Entries accepted, sent again or seen waiting more than `older_than_s` ago, oldest first."""

@@ -135,6 +135,13 @@ class Reply(BaseModel):
         """The JSON object sent to `queueName` and kept as the task's result."""
         return {**self.request, "status": int(self.status), "message": self.message, **self.result.model_dump()}
 
+    def outbound(self, correlation_id: str) -> OutboxReply | None:
+        """The reply as the bridges send it; None when the request named no queue to be answered on."""
+        queue = self.queue_name
+        if queue is None:
+            return None
+        return OutboxReply(queueName=queue, correlationId=correlation_id, reply=self.document())
+
 
 class Event(BaseModel):
     """The payload of every topic event, exactly the seed's shape."""

@@ -48,29 +48,29 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+def field(name: str, *labels: str) -> str:
+    """A counter's field in the hash at KEY."""
+    if len(labels) != len(COUNTERS[name][1]):
+        raise ValueError(f"{name} takes labels {COUNTERS[name][1]}")
+    return _SEP.join((name, *labels))
+
+
 class Counters:
     """Cluster-wide counters: one Redis hash, a field per name and labels."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
 
-    def add(self, name: str, *labels: str, pipe: redis.client.Pipeline | None = None) -> None:
-        """Count one; on `pipe` when given, to go with the writes it carries."""
-        if len(labels) != len(COUNTERS[name][1]):
-            raise ValueError(f"{name} takes labels {COUNTERS[name][1]}")
-        field = _SEP.join((name, *labels))
-        if pipe is not None:
-            pipe.hincrby(KEY, field, 1)
-            return
+    def add(self, name: str, *labels: str) -> None:
         with redis_errors("metrics"):
-            self.r.hincrby(KEY, field, 1)
+            self.r.hincrby(KEY, field(name, *labels), 1)
 
     def add_or_log(self, name: str, *labels: str) -> None:
         """Count one where a count lost is better than failing the caller: Redis may be what is down."""
         try:
             self.add(name, *labels)
         except StoreUnavailable as e:
-            log.warning("%s not counted: %s", _SEP.join((name, *labels)).replace(_SEP, " "), e)
+            log.warning("%s not counted: %s", " ".join((name, *labels)), e)
 
     def read(self) -> dict[str, dict[tuple[str, ...], int]]:
         counts: dict[str, dict[tuple[str, ...], int]] = {name: {} for name in COUNTERS}

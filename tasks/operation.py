@@ -7,7 +7,6 @@ happens here.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import uuid
@@ -31,7 +30,9 @@ from contactq.errors import (
 from contactq.settings import Settings, get_settings
 from protocol.client import Session, WeChatClient
 from protocol.records import contact_record, member_record
+from tasks import metrics
 from tasks.app import app, runtime
+from tasks.ledger import Answer, Answered
 from tasks.messages import Announcement, EventKind, Reply, Request, Result, announcement, parse_request
 from tasks.metrics import OTHER_ACCOUNTS
 from tasks.queues import task_name
@@ -168,12 +169,9 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
     answered = rt.ledger.answered(task_id)
     if answered is not None:
         # A copy of a task that has answered (delivered again after its worker died, or sent again by the bridge's
-        # recovery): answered once is enough, and the first result stays the result. Its worker may have died before
-        # Celery stored that result: the copy gives it again.
+        # recovery): answered once is enough.
         log.info("%s[%s] was answered already; this copy does not run", spec.op, task_id)
-        if answered.result is not None:
-            return answered.result
-        raise Ignore()
+        return _earlier(answered)
     keep_result = not (task.request.ignore_result or task.ignore_result)
     execution = f"{task_id}:{uuid.uuid4().hex}"  # this run of the task: two runs of one task id are two executions
     once_key: str | None = None
@@ -193,7 +191,7 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
             if earlier is not None:
                 earlier_result = spec.result.model_validate(earlier["result"])
                 earlier_reply = Reply.to(raw, Status(earlier["status"]), earlier["message"], earlier_result)
-                return _answer(rt, spec.op, task_id, account, earlier_reply, keep_result)
+                return _given(_answer(rt, spec.op, task_id, account, earlier_reply, keep_result))
         limit = rt.settings.rate_limits.get(spec.op)
         if limit is not None:
             rt.limiter.acquire(uin, spec.op, limit, task_id)
@@ -227,7 +225,9 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
     if dead:
         _dead_letter(rt, task, raw, status, message)
     reply = Reply.to(raw, status, message, result)
-    return _answer(rt, spec.op, task_id, account, reply, keep_result, dead_lettered=dead, once_outcome=once_outcome)
+    return _given(
+        _answer(rt, spec.op, task_id, account, reply, keep_result, dead_lettered=dead, once_outcome=once_outcome)
+    )
 
 
 def answer_killed(task_name: str, task_id: str, queue: str, args: Sequence[Any], reason: str) -> None:
@@ -260,34 +260,46 @@ def _answer(
     keep_result: bool,
     dead_lettered: bool = False,
     once_outcome: tuple[str, dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | Answered:
+    """Answer the request: the reply document, or the earlier answer when another copy of the task answered first (a
+    copy delivered again while this one ran, or the hard time limit's answer in the instant before it struck)."""
     document = reply.document()
-    # Replied, no longer watched, a copy delivered again does nothing, counted (its dead letter too), and the outcome
-    # kept for copies of a friend request: one transaction. It is tried again here a few times, since a task retried
-    # for it would act again; an attempt whose EXEC went through but whose answer was lost left the answered mark.
+    answer = Answer(
+        reply=reply.outbound(task_id),
+        result=document if keep_result else None,
+        counts=[
+            metrics.field("requests", op, account, str(int(reply.status))),
+            *([metrics.field("dead_lettered", task_name(op))] if dead_lettered else []),
+        ],
+        outcome=once_outcome,
+    )
+    # Tried again here a few times, since a task retried for it would act again. An attempt whose answer went through
+    # with its response lost finds its own mark the next time.
     for attempt in range(_ANSWER_ATTEMPTS):
-        pipe = rt.redis.pipeline(transaction=True)
-        if reply.queue_name:
-            rt.outbox.publish_reply(reply.queue_name, task_id, document, pipe)
-        rt.ledger.settle(task_id, pipe, document if keep_result else None)
-        rt.counters.add("requests", op, account, str(int(reply.status)), pipe=pipe)
-        if dead_lettered:
-            rt.counters.add("dead_lettered", task_name(op), pipe=pipe)
-        if once_outcome is not None:
-            rt.once.done(*once_outcome, pipe=pipe)
         try:
-            with redis_errors("the answer"):
-                pipe.execute()
+            earlier = rt.ledger.answer(task_id, answer)
             break
         except StoreUnavailable:
             if attempt == _ANSWER_ATTEMPTS - 1:
                 raise  # the task's retry answers again; past its retries, the bridge's recovery sends it again
             time.sleep(_ANSWER_PAUSE_S * 2**attempt)
-            with contextlib.suppress(StoreUnavailable):
-                if rt.ledger.answered(task_id) is not None:
-                    break
+    if earlier is not None:
+        log.warning("%s[%s] was answered by another copy meanwhile; this answer is dropped", op, task_id)
+        return earlier
     log.info("answered %s: status %s %s", task_id, int(reply.status), reply.message)
     return document
+
+
+def _given(answered: dict[str, Any] | Answered) -> dict[str, Any]:
+    return _earlier(answered) if isinstance(answered, Answered) else answered
+
+
+def _earlier(answered: Answered) -> dict[str, Any]:
+    """What a copy of an answered task returns: the first result stays the result. The first's worker may have died
+    before Celery stored it, so the copy gives it again; a task whose caller waits for no result stores none."""
+    if answered.result is not None:
+        return answered.result
+    raise Ignore()
 
 
 def _dead_letter(rt: Runtime, task: Task[Any, Any], raw: Any, status: Status, reason: str) -> None:

@@ -1,7 +1,8 @@
-"""The one place that publishes: replies into a Redis stream, topic events and dead letters into the Celery broker.
+"""Where replies, topic events and dead letters go: replies into a Redis stream, events and dead letters into the Celery
+broker.
 
-A reply is written by the task's answer in the same transaction as the answered mark, and read by the bridges as one
-consumer group: an entry leaves the stream once ActiveMQ has confirmed it.
+A reply is written by the request's answer with its answered mark, in one step (tasks.ledger.Ledger.answer), and read
+by the bridges as one consumer group: an entry leaves the stream once ActiveMQ has confirmed it.
 
 Events go to a kombu topic exchange (routing key = topic name), where any Python consumer may bind. The bridge's
 outbound queues are declared, and bound to every configured topic, by each publisher before its first message: on
@@ -81,13 +82,10 @@ class RepliesStream:
         self._grouped = False
         self._forget_idle = client.register_script(_FORGET_IDLE)
 
-    def add(self, reply: OutboxReply, pipe: redis.client.Pipeline | None = None) -> None:
-        fields = {self.FIELD: plainjson.dumps(reply.model_dump(mode="json"))}
-        if pipe is not None:
-            pipe.xadd(self.key, fields)
-            return
-        with redis_errors("replies outbox"):
-            self.r.xadd(self.key, fields)
+    @staticmethod
+    def encode(reply: OutboxReply) -> str:
+        """An entry's `FIELD`, as the answer writes it (tasks.ledger.Ledger.answer)."""
+        return plainjson.dumps(reply.model_dump(mode="json"))
 
     def take(self, consumer: str, count: int, block_ms: int, again: bool = False) -> list[Taken]:
         """New entries for `consumer`, up to `count`, waiting up to `block_ms` for one; with `again`, first the ones
@@ -188,12 +186,6 @@ class Outbox:
                     retry=True,
                     retry_policy=RETRY_POLICY,
                 )
-
-    def publish_reply(
-        self, queue_name: str, correlation_id: str, body: dict[str, Any], pipe: redis.client.Pipeline | None = None
-    ) -> None:
-        """A reply for the bridge to send to the request's `queueName`; on the caller's transaction when given."""
-        self.replies.add(OutboxReply(queueName=queue_name, correlationId=correlation_id, reply=body), pipe)
 
     def dead_letter(self, task: str, queue: str, request: Any, status: int, reason: str) -> None:
         """A request that could not be done; replay it by sending `request` to `task` on `queue` again. One nested

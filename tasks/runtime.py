@@ -51,7 +51,7 @@ class Runtime:
 
     @cached_property
     def ledger(self) -> Ledger:
-        return Ledger(self.redis, answered_ttl_s=self.settings.dedupe_window_s)
+        return Ledger(self.redis, self.settings)
 
     @cached_property
     def limiter(self) -> RateLimiter:
@@ -61,4 +61,4 @@ class Runtime:
     def once(self) -> Once:
         # The lease outlasts what one execution may take between its claim and its outcome: a WeChat call that times
         # out, and the Redis writes after it.
-        return Once(self.redis, self.settings.dedupe_window_s, lease_s=int(self.settings.wechat_timeout_s) + 10)
+        return Once(self.redis, lease_s=int(self.settings.wechat_timeout_s) + 10)

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import redis
 
-from bridge.inbound import Accepted, Inbound
+from bridge.inbound import Accepted, Inbound, Refused
+from bridge.service import Bridge
 from tasks.ledger import Ledger
 from tasks.messages import MAX_DEPTH
 from tasks.metrics import Counters
@@ -147,7 +148,8 @@ def test_hostile_reply_queues_are_refused(amq: Stomp, stack: Stack, queue_name: 
 
 def test_the_same_friend_request_task_run_twice_at_once_reaches_wechat_once(stack: Stack, own_broker: str) -> None:
     """The same task id delivered twice at once (a redelivery while the first still runs, a message handed on by two
-    bridges), run by two workers of the same child."""
+    bridges), run by two workers of the same child: the second waits for the first's outcome, and its answer, the
+    same, is not written again."""
     tap = RepliesTap(stack.r, f"test.replies.{uuid.uuid4().hex[:8]}")  # read by no bridge
     env = {"CONTACTQ_BROKER_URL": own_broker, "CONTACTQ_REPLIES_OUTBOX": tap.key}
     workers = [Worker(f"twin{n}", [1], env, concurrency=1) for n in (1, 2)]
@@ -161,7 +163,7 @@ def test_the_same_friend_request_task_run_twice_at_once_reaches_wechat_once(stac
         caller, task_id = caller_app(own_broker), f"twice-{uuid.uuid4().hex}"
         for _ in range(2):
             caller.send_task("contactq.addContact", args=[request], queue="queue.addContact_1_1", task_id=task_id)
-        replies = tap.wait(lambda got: len(got) >= 2)
+        replies = tap.wait(lambda got: len(got) >= 1, quiet_s=2)
         served_by = {worker.name for worker in workers if task_id in worker.log()}
     finally:
         stack.sim.set_faults()
@@ -170,7 +172,7 @@ def test_the_same_friend_request_task_run_twice_at_once_reaches_wechat_once(stac
     assert served_by == {"twin1", "twin2"}  # both ran it
     sends = [row for row in stack.sim.verify_log() if row[1] == 2]
     assert sends == [[A["uin"], 2, "wxid_a9s8d7f6g5h4j3", 3]]
-    assert [(r["correlationId"], r["reply"]["status"]) for _, r in replies] == [(task_id, 0)] * 2
+    assert [(r["correlationId"], r["reply"]["status"]) for _, r in replies] == [(task_id, 0)]  # answered once
     record(Figures("one addContact task run twice at once", sent=2, replies=len(replies), wechat_sends=len(sends)))
 
 
@@ -200,6 +202,41 @@ def test_two_bridges_handed_the_same_message_send_one_task(stack: Stack, own_bro
     record(Figures("one message to four bridges at once", sent=4, replies=0, tasks=waiting))
 
 
+def test_a_refused_message_delivered_again_is_answered_and_dead_lettered_once(broker: None, stack: Stack) -> None:
+    """A refused message whose link dropped after its answer and before its ACK comes again under the same message id;
+    ActiveMQ cannot be made to drop it there, so the bridge is handed the delivery twice."""
+    suffix = uuid.uuid4().hex[:8]
+    settings = stack.settings.model_copy(
+        update={"bridge_deadletter_queue": f"test.dlq.{suffix}", "replies_outbox": f"test.replies.{suffix}"}
+    )
+    bridge = Bridge(caller_app(settings.broker_url), settings)  # its own app: a bridge sets the app's task events
+    stop = threading.Event()
+    link = threading.Thread(target=bridge.out.run, args=(stop,), daemon=True)
+    link.start()
+    client = Stomp()
+    dlq = f"/queue/{settings.bridge_deadletter_queue}"
+    client.listen(dlq)
+    headers = {"message-id": f"ID:refused-{suffix}:1:1:1:1", "destination": "/queue/queue.searchContact_1_1"}
+    body = json.dumps(search("queue.reply.refused", userName="")).encode()
+    try:
+        assert bridge.out.connected.wait(30)
+        refused = bridge.inbound.handle(headers["destination"], headers, body)
+        assert isinstance(refused, Refused)
+        for _ in range(2):
+            bridge.refuse(headers, body, refused)
+        [(dead_headers, _)] = client.take(dlq)
+        with pytest.raises(AssertionError):
+            client.take(dlq, timeout_s=2)
+    finally:
+        stop.set()
+        link.join(timeout=20)
+        client.close()
+    assert dead_headers["contactq-original-message-id"] == headers["message-id"]
+    replies = RepliesTap(stack.r, settings.replies_outbox).take()
+    assert [(r["correlationId"], r["reply"]["status"]) for _, r in replies] == [(headers["message-id"], 400)]
+    record(Figures("refused message delivered again", sent=2, replies=len(replies), dead_letters=1))
+
+
 @pytest.mark.skipif(BROKER != "redis", reason="RabbitMQ loses no message between delivery and acknowledgement")
 def test_a_request_the_broker_lost_is_sent_again(
     amq: Stomp, stack: Stack, bridge: BridgeProcess, workers: list[Worker]
@@ -226,7 +263,7 @@ def test_a_request_the_broker_lost_is_sent_again(
     assert (reply["status"], reply["lost"]) == (0, True) and headers["correlation-id"].startswith("ID:")
     with pytest.raises(AssertionError):  # answered once
         amq.take(f"/queue/{answer_to}", timeout_s=2)
-    assert Ledger(stack.r, answered_ttl_s=60).watched() == 0
+    assert Ledger(stack.r, stack.settings).watched() == 0
     assert Counters(stack.r).read()["recovered"] == {("searchContact",): 1}
     record(
         Figures("message lost between BRPOP and unacked", sent=1, replies=1, recovery_s=recovery_s),

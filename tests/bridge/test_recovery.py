@@ -47,7 +47,7 @@ def test_a_request_lost_too_often_is_answered_and_dead_lettered_once(store_redis
         }
     )
     outbox = Outbox(app, settings, store_redis)
-    ledger = Ledger(store_redis, answered_ttl_s=60)
+    ledger = Ledger(store_redis, settings)
     recovery = Recovery(app, settings, ledger, outbox, Counters(store_redis))
     request = {"adminUserId": 18, "uin": "1", "userName": "ops_two", "queueName": "queue.reply.lost"}
     entry = Entry(task_id=f"ID:lost:{suffix}", op="searchContact", queue="queue.searchContact_9_9", request=request)

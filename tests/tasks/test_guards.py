@@ -8,11 +8,13 @@ import pytest
 import redis
 
 from contactq.errors import InProgress
+from contactq.settings import get_settings
 from tasks.guards import Once
+from tasks.ledger import Answer, Ledger
 
 
 def test_another_task_waits_only_its_own_wait(store_redis: redis.Redis) -> None:
-    once = Once(store_redis, window_s=60, lease_s=30)
+    once = Once(store_redis, lease_s=30)
     key = once.key("addContact", "1", ("v1",))
     # ActiveMQ's message ids hold colons: the holder is told apart by everything before the execution's token.
     assert once.claim(key, "ID:vm-1:1:1:1:1:aaaa", wait_s=0.2) is None
@@ -23,12 +25,11 @@ def test_another_task_waits_only_its_own_wait(store_redis: redis.Redis) -> None:
 
 
 def test_an_outcome_is_shared_and_a_released_claim_is_free(store_redis: redis.Redis) -> None:
-    once = Once(store_redis, window_s=60, lease_s=30)
+    once = Once(store_redis, lease_s=30)
     key = once.key("addContact", "1", ("v1",))
     assert once.claim(key, "t1:a", wait_s=0.2) is None
     once.release(key, "t1:a")
     assert once.claim(key, "t2:b", wait_s=0.2) is None
-    pipe = store_redis.pipeline(transaction=True)
-    once.done(key, {"status": 0, "message": "", "result": {"remark": "\ud83d"}}, pipe)
-    pipe.execute()
+    outcome = {"status": 0, "message": "", "result": {"remark": "\ud83d"}}
+    Ledger(store_redis, get_settings()).answer("t2", Answer(outcome=(key, outcome)))  # t2's answer keeps it
     assert once.claim(key, "t3:c", wait_s=0.2) == {"status": 0, "message": "", "result": {"remark": "\ud83d"}}

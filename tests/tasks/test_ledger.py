@@ -1,11 +1,24 @@
-"""The ledger's entry of a bridged request and the claim that keeps a redelivered copy from being sent twice, against
-the real Redis."""
+"""The ledger's entry of a bridged request, the claim that keeps a redelivered copy from being sent twice, and the
+answer written once, against the real Redis."""
 
 from __future__ import annotations
 
+import uuid
+
 import redis
 
-from tasks.ledger import Answered, Entry, Ledger
+from contactq.settings import Settings, get_settings
+from tasks import metrics
+from tasks.ledger import Answer, Answered, Entry, Ledger
+from tasks.messages import OutboxReply
+from tasks.metrics import Counters
+from tests.stack import RepliesTap
+
+
+def settings() -> Settings:
+    return get_settings().model_copy(
+        update={"dedupe_window_s": 60, "replies_outbox": f"test.replies.{uuid.uuid4().hex[:8]}"}
+    )
 
 
 def entry(task_id: str) -> Entry:
@@ -13,7 +26,7 @@ def entry(task_id: str) -> Entry:
 
 
 def test_a_copy_is_not_entered_again(store_redis: redis.Redis) -> None:
-    ledger = Ledger(store_redis, answered_ttl_s=60)
+    ledger = Ledger(store_redis, settings())
     assert ledger.accept(entry("ID:a"))  # entered: this caller sends it
     assert not ledger.accept(entry("ID:a"))
     assert ledger.watched() == 1  # the copy entered nothing
@@ -21,7 +34,7 @@ def test_a_copy_is_not_entered_again(store_redis: redis.Redis) -> None:
 
 
 def test_a_forgotten_entry_is_entered_by_the_next_copy(store_redis: redis.Redis) -> None:
-    ledger = Ledger(store_redis, answered_ttl_s=60)
+    ledger = Ledger(store_redis, settings())
     assert ledger.accept(entry("ID:b"))
     ledger.forget("ID:b")  # its send failed
     assert ledger.watched() == 0
@@ -30,13 +43,36 @@ def test_a_forgotten_entry_is_entered_by_the_next_copy(store_redis: redis.Redis)
 
 
 def test_the_answered_mark_keeps_the_result_a_caller_waits_for(store_redis: redis.Redis) -> None:
-    ledger = Ledger(store_redis, answered_ttl_s=60)
+    ledger = Ledger(store_redis, settings())
     assert ledger.answered("ID:c") is None
     for task_id, result in (("ID:c", None), ("ID:d", {"status": 0, "nick_name": "运营二号\ud800"})):
         assert ledger.accept(entry(task_id))
-        pipe = store_redis.pipeline(transaction=True)
-        ledger.settle(task_id, pipe, result)
-        pipe.execute()
+        assert ledger.answer(task_id, Answer(result=result)) is None
     assert ledger.answered("ID:c") == Answered(None)  # the bridge's: its reply went through ActiveMQ
     assert ledger.answered("ID:d") == Answered({"status": 0, "nick_name": "运营二号\ud800"})
+    assert ledger.watched() == 0
+
+
+def test_a_request_is_answered_once_whoever_answers(store_redis: redis.Redis) -> None:
+    # Two copies of one task running at once, or a task and the answer of its hard time limit: the first answer is
+    # written whole, the second writes nothing and gets the first.
+    cfg = settings()
+    ledger = Ledger(store_redis, cfg)
+    assert ledger.accept(entry("ID:e"))
+    once_key = "contactq:once:addContact:1:test"
+    answers = [
+        Answer(
+            reply=OutboxReply(queueName="queue.reply.e", correlationId="ID:e", reply={"status": status}),
+            result={"status": status},
+            counts=[metrics.field("requests", "searchContact", "1", str(status))],
+            outcome=(once_key, {"status": status}),
+        )
+        for status in (0, 500)
+    ]
+    assert ledger.answer("ID:e", answers[0]) is None
+    assert ledger.answer("ID:e", answers[1]) == Answered({"status": 0})
+    assert [r["reply"] for _, r in RepliesTap(store_redis, cfg.replies_outbox).take()] == [{"status": 0}]
+    assert Counters(store_redis).read()["requests"] == {("searchContact", "1", "0"): 1}
+    assert store_redis.get(once_key) == '{"status":0}'
+    assert 55 < store_redis.ttl(once_key) <= 60
     assert ledger.watched() == 0

@@ -18,6 +18,7 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
 from kombu import Connection
 
+from tasks.metrics import Counters
 from tasks.outbox import Outbox
 from tests.brokers import BROKER
 from tests.conftest import GEWE
@@ -167,6 +168,26 @@ def test_a_copy_of_a_task_that_answered_before_its_result_was_stored_gives_that_
     assert again == first  # the v2 ticket of the first search: no second one
     replies = stack.replies.wait(lambda got: any(r["correlationId"] == task_id for _, r in got))
     assert [r["correlationId"] for _, r in replies].count(task_id) == 1
+
+
+def test_two_copies_of_one_task_running_at_once_answer_once(stack: Stack) -> None:
+    # One task delivered twice at once (restored after the visibility timeout while it still ran, or published twice
+    # by a send tried again): both copies pass the answered check and search, and only the first answer is written.
+    request = {"adminUserId": 18, "uin": A["uin"], "userName": "ops_two", "queueName": "q"}
+    task_id = str(uuid.uuid4())
+    tickets = f"{stack.settings.sim_prefix}ticket:*"
+    issued = set(stack.r.scan_iter(match=tickets))
+    stack.sim.set_faults(latency_ms=500)  # after the search's ticket: both copies are under way before either answers
+    try:
+        copies = [stack.submit("searchContact", request, task_id=task_id) for _ in range(2)]
+        result = copies[0].get(timeout=20)
+        replies = stack.replies.wait(lambda got: len(got) >= 1, quiet_s=2)
+    finally:
+        stack.sim.set_faults()
+    assert len(set(stack.r.scan_iter(match=tickets)) - issued) == 2  # WeChat searched twice: the copies overlapped
+    assert [(r["correlationId"], r["reply"]) for _, r in replies] == [(task_id, result)]
+    assert Counters(stack.r).read()["requests"] == {("searchContact", A["uin"], "0"): 1}
+    assert AsyncResult(task_id, app=stack.app).get(timeout=5) == result  # stored again by the second copy: the same
 
 
 def test_a_task_killed_at_its_hard_time_limit_is_answered_and_dead_lettered(stack: Stack, own_broker: str) -> None:
