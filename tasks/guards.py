@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -39,6 +43,12 @@ redis.call('SET', KEYS[1], 'pending:' .. ARGV[1], 'EX', ARGV[2])
 return false
 """
 
+# The lease of an execution still sending: renewed only while it is its own.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == 'pending:' .. ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == 'pending:' .. ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -46,6 +56,8 @@ return 0
 
 
 _POLL_S = 0.1
+
+log = logging.getLogger(__name__)
 
 
 class RateLimiter:
@@ -78,6 +90,7 @@ class Once:
         self.r = client
         self.lease_s = lease_s
         self._claim = client.register_script(_CLAIM)
+        self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
 
     @staticmethod
@@ -109,6 +122,28 @@ class Once:
             if time.monotonic() - start >= (self.lease_s + 1 if holder_task == task_id else wait_s):
                 raise InProgress(f"the same request is still being sent by task {holder_task}")
             time.sleep(_POLL_S)
+
+    @contextmanager
+    def held(self, key: str, execution: str) -> Iterator[None]:
+        """Keep the claim while the request is sent, however long the protocol server takes (a Gewechat friend
+        request is two calls, each tried twice): a thread renews the lease every third of it. A worker that dies
+        stops renewing, and its claim runs out within one lease."""
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(self.lease_s / 3):
+                try:
+                    self._renew(keys=[key], args=[execution, self.lease_s])
+                except redis.RedisError as e:
+                    log.warning("the lease on %s was not renewed: %s", key, e)
+
+        renewer = threading.Thread(target=renew, name="once-lease", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            renewer.join()
 
     def release(self, key: str, execution: str) -> None:
         """Forget a claim whose request failed, so that it may be tried again."""

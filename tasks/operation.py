@@ -7,6 +7,7 @@ happens here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -195,7 +196,8 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
         limit = rt.settings.rate_limits.get(spec.op)
         if limit is not None:
             rt.limiter.acquire(uin, spec.op, limit, task_id)
-        result = spec.act(call, req)
+        with rt.once.held(once_key, execution) if once_key is not None else contextlib.nullcontext():
+            result = spec.act(call, req)
         status, message, settled = Status.OK, "", True
     except RETRYABLE as e:
         if (task.request.retries or 0) < (task.max_retries or 0):

@@ -59,6 +59,6 @@ class Runtime:
 
     @cached_property
     def once(self) -> Once:
-        # The lease outlasts what one execution may take between its claim and its outcome: a WeChat call that times
-        # out, and the Redis writes after it.
+        # The lease outlasts a WeChat call that times out, and is renewed while the execution runs (Once.held): a
+        # crashed worker's claim holds a copy of its request back no longer than this.
         return Once(self.redis, lease_s=int(self.settings.wechat_timeout_s) + 10)

@@ -33,3 +33,17 @@ def test_an_outcome_is_shared_and_a_released_claim_is_free(store_redis: redis.Re
     outcome = {"status": 0, "message": "", "result": {"remark": "\ud83d"}}
     Ledger(store_redis, get_settings()).answer("t2", Answer(outcome=(key, outcome)))  # t2's answer keeps it
     assert once.claim(key, "t3:c", wait_s=0.2) == {"status": 0, "message": "", "result": {"remark": "\ud83d"}}
+
+
+def test_a_claim_is_held_while_its_request_is_sent_and_runs_out_after(store_redis: redis.Redis) -> None:
+    # A friend request through Gewechat may take longer than the lease (two calls, each tried twice): a copy with
+    # another task id must still find it being sent, and a claim nobody renews (its worker died) must run out.
+    once = Once(store_redis, lease_s=1)
+    key = once.key("addContact", "1", ("v1",))
+    assert once.claim(key, "t1:a", wait_s=0.1) is None
+    with once.held(key, "t1:a"):
+        time.sleep(2.5)  # two and a half leases
+        with pytest.raises(InProgress):
+            once.claim(key, "t2:b", wait_s=0.2)
+    time.sleep(1.2)
+    assert once.claim(key, "t2:b", wait_s=0.1) is None
