@@ -293,6 +293,7 @@ def _answer(
 
 
 def _given(answered: dict[str, Any] | Answered) -> dict[str, Any]:
+    """What the task returns once it has answered, or found the earlier answer."""
     return _earlier(answered) if isinstance(answered, Answered) else answered
 
 
