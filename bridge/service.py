@@ -168,11 +168,12 @@ class Bridge:
         """The message as it came, to the DLQ with the reason; and an error reply where a reply queue is known.
 
         The reply is the message's answer, written once: a message delivered again after it was answered (its link
-        dropped before the ACK) was dead-lettered too, and is only acknowledged. One that names no reply queue, or
-        comes again before its answer was written, is dead-lettered again: a dead letter is never lost for want of
-        a Redis write."""
+        dropped before the ACK) was dead-lettered too, and is only acknowledged; so is one whose task was sent on an
+        earlier delivery (refused now because its account went offline meanwhile): that task answers. One that names
+        no reply queue, or comes again before its answer was written, is dead-lettered again: a dead letter is never
+        lost for want of a Redis write."""
         message_id = headers.get("message-id") or f"unnamed:{uuid.uuid4()}"  # ActiveMQ names every message
-        if self.inbound.ledger.answered(message_id) is not None:
+        if self.inbound.ledger.taken(message_id):
             return
         out_headers = resend_headers(headers, body) | {
             REASON: bounded(refused.reason),

@@ -62,6 +62,10 @@ class InProgress(ContactqError):
     status = Status.IN_PROGRESS
 
 
+class CopyRunning(InProgress):
+    """Another copy of this very task is sending the request and will answer it: this copy stops without a word."""
+
+
 class StoreUnavailable(ContactqError):
     """Redis (the contact store or the Celery broker) did not answer; worth another try."""
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from contactq.errors import InProgress, RateLimited, redis_errors
+from contactq.errors import CopyRunning, InProgress, RateLimited, redis_errors
 from contactq.settings import RateLimit
 from tasks.metrics import Counters
 
@@ -102,10 +102,11 @@ class Once:
         """None when this execution (`{task id}:{a token of this run}`) may go ahead; the earlier outcome when the
         request was already done.
 
-        A request another execution is sending is waited for and its outcome shared: up to `wait_s` for another task,
-        and until its lease runs out for an earlier execution of the same task (a redelivery whose worker may still
-        be sending, or died). Then the task may go ahead: whether a dead execution reached WeChat is unknown, and a
-        request lost is worse than one sent again.
+        A request another execution is sending is waited for and its outcome shared: up to `wait_s` for another task
+        (then InProgress), and until its lease runs out for an earlier execution of the same task (a redelivery whose
+        worker died). Then the task may go ahead: whether a dead execution reached WeChat is unknown, and a request
+        lost is worse than one sent again. An earlier execution that still renews its lease after that is alive and
+        will answer: CopyRunning.
         """
         task_id = execution.rsplit(":", 1)[0]
         start = time.monotonic()
@@ -119,7 +120,9 @@ class Once:
                 return outcome
             holder = str(found).removeprefix("pending:")
             holder_task = holder.rsplit(":", 1)[0]
-            if time.monotonic() - start >= (self.lease_s + 1 if holder_task == task_id else wait_s):
+            if holder_task == task_id and time.monotonic() - start >= self.lease_s + 1:
+                raise CopyRunning(f"task {task_id} is still being run by another copy")  # its lease is renewed
+            if holder_task != task_id and time.monotonic() - start >= wait_s:
                 raise InProgress(f"the same request is still being sent by task {holder_task}")
             time.sleep(_POLL_S)
 
@@ -143,7 +146,7 @@ class Once:
             yield
         finally:
             stop.set()
-            renewer.join()
+            renewer.join(timeout=self.lease_s)  # a renewal hung on Redis does not hold the task; the lease runs out
 
     def release(self, key: str, execution: str) -> None:
         """Forget a claim whose request failed, so that it may be tried again."""

@@ -28,8 +28,14 @@ from tasks.outbox import RepliesStream
 KEY = "contactq:ledger"
 
 # Marks an entry as sent again, only if nobody (another bridge's sweep, its own task answering) touched it since it
-# was read with score ARGV[1]: 1 when this caller is to send it.
+# was read with score ARGV[1]: 1 when this caller is to send it. An entry whose request was answered (KEYS[3]; say a
+# copy entered after a refusal answered it) is dropped instead.
 _CLAIM_RESEND = """
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('DEL', KEYS[2])
+  return 0
+end
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
@@ -38,11 +44,12 @@ return 1
 """
 
 
-# Enters a request unless a copy of it was entered (its message delivered again, maybe to another bridge): 1 when
-# entered now. One step, so that the claim and the entry are never apart. A copy finds the claim and is not sent
-# again, even while the first is still being sent: should that send never happen (its bridge died), the entry is
-# overdue in the ledger and the recovery sends it.
+# Enters a request unless a copy of it was entered (its message delivered again, maybe to another bridge) or it was
+# answered (refused on an earlier delivery, its ACK lost): 1 when entered now. One step, so that the claim and the
+# entry are never apart. A copy finds the claim and is not sent again, even while the first is still being sent:
+# should that send never happen (its bridge died), the entry is overdue in the ledger and the recovery sends it.
 _ACCEPT = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 if not redis.call('SET', KEYS[3], 1, 'NX', 'EX', ARGV[4]) then return 0 end
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
@@ -51,19 +58,19 @@ return 1
 
 
 # Answers a request once. The first answer (of any copy of its task, of the task's hard time limit, of the bridge's
-# recovery or refusal) writes the answered mark and all that goes with it: out of the ledger, the reply for the bridges
-# to send, a friend request's outcome for the copies within the window, the counts. A later answer writes nothing and
-# gets the mark. KEYS: the mark, the ledger, the entry, the replies stream, the outcome's key (or ''), the counters.
-# ARGV: the task id, the mark, the window (s), the reply stream's field and entry (or ''), the outcome (or ''), then
-# the counters' fields.
+# recovery or refusal) writes the answered mark, the reply for the bridges to send and the counts; a later one gets
+# the mark instead. Whoever answers, the request leaves the ledger (an answered request needs no watching) and a
+# friend request's outcome is kept (it says what reached WeChat). The mark is the first write: a Redis out of memory
+# refuses the script before anything is written. KEYS: the mark, the ledger, the entry, the replies stream, the
+# outcome's key (or ''), the counters. ARGV: the task id, the mark, the window (s), the replies stream's field and
+# entry (or ''), the outcome (or ''), then the counters' fields.
 _ANSWER = """
-local earlier = redis.call('GET', KEYS[1])
-if earlier then return earlier end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+local first = redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[3])
-if ARGV[5] ~= '' then redis.call('XADD', KEYS[4], '*', ARGV[4], ARGV[5]) end
 if ARGV[6] ~= '' then redis.call('SET', KEYS[5], ARGV[6], 'EX', ARGV[3]) end
+if not first then return redis.call('GET', KEYS[1]) end
+if ARGV[5] ~= '' then redis.call('XADD', KEYS[4], '*', ARGV[4], ARGV[5]) end
 for i = 7, #ARGV do redis.call('HINCRBY', KEYS[6], ARGV[i], 1) end
 return false
 """
@@ -124,10 +131,10 @@ class Ledger:
 
     def accept(self, entry: Entry) -> bool:
         """Enter a request before its task is sent, so that no accepted request goes unwatched: True when entered
-        now (the caller is to send it), False when a copy was entered before."""
+        now (the caller is to send it), False when a copy was entered or answered before."""
         with redis_errors("ledger"):
             entered = self._accept(
-                keys=[KEY, f"{KEY}:{entry.task_id}", _bridged_key(entry.task_id)],
+                keys=[KEY, f"{KEY}:{entry.task_id}", _bridged_key(entry.task_id), _answered_key(entry.task_id)],
                 args=[entry.task_id, time.time(), entry.document(), self.answered_ttl_s],
             )
         return bool(entered)
@@ -161,6 +168,11 @@ class Ledger:
             )
         return None if earlier is None else _answered(earlier)
 
+    def taken(self, task_id: str) -> bool:
+        """Whether a request was entered (its task sent) or answered: a copy of its message is only acknowledged."""
+        with redis_errors("ledger"):
+            return bool(self.r.exists(_bridged_key(task_id), _answered_key(task_id)))
+
     def answered(self, task_id: str) -> Answered | None:
         with redis_errors("ledger"):
             mark = self.r.get(_answered_key(task_id))
@@ -188,7 +200,7 @@ class Ledger:
         again = entry.model_copy(update={"resent": entry.resent + 1})
         with redis_errors("ledger"):
             claimed = self._claim_resend(
-                keys=[KEY, f"{KEY}:{entry.task_id}"],
+                keys=[KEY, f"{KEY}:{entry.task_id}", _answered_key(entry.task_id)],
                 args=[entry.task_id, repr(entry.score), time.time(), again.document()],
             )
         return bool(claimed)

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from contactq.errors import (
     RETRYABLE,
     ContactqError,
+    CopyRunning,
     InvalidRequest,
     OutcomeUnknown,
     Status,
@@ -199,6 +200,9 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
         with rt.once.held(once_key, execution) if once_key is not None else contextlib.nullcontext():
             result = spec.act(call, req)
         status, message, settled = Status.OK, "", True
+    except CopyRunning:
+        log.info("%s[%s] is being run by another copy, which answers; this copy stops", spec.op, task_id)
+        raise Ignore() from None
     except RETRYABLE as e:
         if (task.request.retries or 0) < (task.max_retries or 0):
             if once_key is not None:

@@ -202,28 +202,41 @@ def test_two_bridges_handed_the_same_message_send_one_task(stack: Stack, own_bro
     record(Figures("one message to four bridges at once", sent=4, replies=0, tasks=waiting))
 
 
-def test_a_refused_message_delivered_again_is_answered_and_dead_lettered_once(broker: None, stack: Stack) -> None:
-    """A refused message whose link dropped after its answer and before its ACK comes again under the same message id;
-    ActiveMQ cannot be made to drop it there, so the bridge is handed the delivery twice."""
+def test_a_refused_message_delivered_again_is_answered_and_dead_lettered_once(
+    broker: None, stack: Stack, own_broker: str
+) -> None:
+    """A message whose link dropped after its answer and before its ACK comes again under the same message id;
+    ActiveMQ cannot be made to drop it there, so the bridge is handed the deliveries. A refused message is answered
+    and dead-lettered once; the copy of an accepted one, refused because its account went offline meanwhile, is left
+    to the task that was sent for it."""
     suffix = uuid.uuid4().hex[:8]
     settings = stack.settings.model_copy(
         update={"bridge_deadletter_queue": f"test.dlq.{suffix}", "replies_outbox": f"test.replies.{suffix}"}
     )
-    bridge = Bridge(caller_app(settings.broker_url), settings)  # its own app: a bridge sets the app's task events
+    bridge = Bridge(caller_app(own_broker), settings)  # its own app: a bridge sets the app's task events
     stop = threading.Event()
     link = threading.Thread(target=bridge.out.run, args=(stop,), daemon=True)
     link.start()
     client = Stomp()
     dlq = f"/queue/{settings.bridge_deadletter_queue}"
     client.listen(dlq)
-    headers = {"message-id": f"ID:refused-{suffix}:1:1:1:1", "destination": "/queue/queue.searchContact_1_1"}
-    body = json.dumps(search("queue.reply.refused", userName="")).encode()
+    destination = "/queue/queue.searchContact_1_1"
+    invalid = {"message-id": f"ID:refused-{suffix}:1:1:1:1", "destination": destination}
+    invalid_body = json.dumps(search("queue.reply.refused", userName="")).encode()
+    by_server = "/queue/queue.searchContact_1"  # the bridge finds the account's child in the registry
+    valid = {"message-id": f"ID:accepted-{suffix}:1:1:1:1", "destination": by_server}
+    valid_body = json.dumps(search("queue.reply.refused")).encode()
     try:
         assert bridge.out.connected.wait(30)
-        refused = bridge.inbound.handle(headers["destination"], headers, body)
+        refused = bridge.inbound.handle(destination, invalid, invalid_body)
         assert isinstance(refused, Refused)
         for _ in range(2):
-            bridge.refuse(headers, body, refused)
+            bridge.refuse(invalid, invalid_body, refused)
+        assert isinstance(bridge.inbound.handle(by_server, valid, valid_body), Accepted)  # its task is sent
+        stack.r.delete(f"contactq:account:{A['uin']}")  # the account went offline before the copy came
+        copy = bridge.inbound.handle(by_server, valid, valid_body)
+        assert isinstance(copy, Refused) and copy.status == 503
+        bridge.refuse(valid, valid_body, copy)
         [(dead_headers, _)] = client.take(dlq)
         with pytest.raises(AssertionError):
             client.take(dlq, timeout_s=2)
@@ -231,10 +244,17 @@ def test_a_refused_message_delivered_again_is_answered_and_dead_lettered_once(br
         stop.set()
         link.join(timeout=20)
         client.close()
-    assert dead_headers["contactq-original-message-id"] == headers["message-id"]
+    assert dead_headers["contactq-original-message-id"] == invalid["message-id"]
     replies = RepliesTap(stack.r, settings.replies_outbox).take()
-    assert [(r["correlationId"], r["reply"]["status"]) for _, r in replies] == [(headers["message-id"], 400)]
-    record(Figures("refused message delivered again", sent=2, replies=len(replies), dead_letters=1))
+    assert [(r["correlationId"], r["reply"]["status"]) for _, r in replies] == [(invalid["message-id"], 400)]
+    record(
+        Figures(
+            "refused message delivered again; a copy of an accepted one refused",
+            sent=3,
+            replies=len(replies),
+            dead_letters=1,
+        )
+    )
 
 
 @pytest.mark.skipif(BROKER != "redis", reason="RabbitMQ loses no message between delivery and acknowledgement")

@@ -61,3 +61,19 @@ def test_a_request_lost_too_often_is_answered_and_dead_lettered_once(store_redis
     assert [(r["correlationId"], r["reply"]["status"]) for _, r in replies] == [(entry.task_id, 500)]
     assert [letter["request"] for _, letter in letters] == [request]
     assert ledger.watched() == 0 and ledger.answered(entry.task_id) == Answered(None)
+
+
+@pytest.mark.skipif(BROKER != "redis", reason="the recovery looks for lost tasks in the Redis broker")
+def test_an_entry_whose_request_was_answered_is_dropped_not_sent_again(store_redis: redis.Redis) -> None:
+    # However it came to be left (a copy of its task that found the mark stops without settling anything), an entry of
+    # an answered request is not a lost request.
+    suffix = uuid.uuid4().hex[:8]
+    settings = get_settings().model_copy(update={"ledger_overdue_s": 0.0, "replies_outbox": f"test.replies.{suffix}"})
+    ledger = Ledger(store_redis, settings)
+    recovery = Recovery(app, settings, ledger, Outbox(app, settings, store_redis), Counters(store_redis))
+    entry = Entry(task_id=f"ID:answered:{suffix}", op="searchContact", queue="queue.searchContact_9_9", request={})
+    assert ledger.accept(entry)
+    store_redis.set(f"contactq:answered:{entry.task_id}", "1")  # the mark, without the settling that goes with it
+    assert recovery.sweep() == []
+    assert ledger.watched() == 0
+    assert Counters(store_redis).read()["recovered"] == {}

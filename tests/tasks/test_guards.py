@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from contactq.errors import InProgress
+from contactq.errors import CopyRunning, InProgress
 from contactq.settings import get_settings
 from tasks.guards import Once
 from tasks.ledger import Answer, Ledger
@@ -43,7 +43,10 @@ def test_a_claim_is_held_while_its_request_is_sent_and_runs_out_after(store_redi
     assert once.claim(key, "t1:a", wait_s=0.1) is None
     with once.held(key, "t1:a"):
         time.sleep(2.5)  # two and a half leases
-        with pytest.raises(InProgress):
+        with pytest.raises(InProgress) as other:
             once.claim(key, "t2:b", wait_s=0.2)
+        assert not isinstance(other.value, CopyRunning)  # another task's caller is answered: in progress
+        with pytest.raises(CopyRunning):  # a copy of the same task stops without answering: t1:a answers
+            once.claim(key, "t1:c", wait_s=0.2)
     time.sleep(1.2)
     assert once.claim(key, "t2:b", wait_s=0.1) is None

@@ -55,24 +55,33 @@ def test_the_answered_mark_keeps_the_result_a_caller_waits_for(store_redis: redi
 
 def test_a_request_is_answered_once_whoever_answers(store_redis: redis.Redis) -> None:
     # Two copies of one task running at once, or a task and the answer of its hard time limit: the first answer is
-    # written whole, the second writes nothing and gets the first.
+    # written whole, the second gets the first. A friend request's outcome is kept whoever answered: it says what
+    # reached WeChat, and a copy with another task id is answered from it.
     cfg = settings()
     ledger = Ledger(store_redis, cfg)
     assert ledger.accept(entry("ID:e"))
     once_key = "contactq:once:addContact:1:test"
-    answers = [
-        Answer(
+
+    def answer(status: int, outcome: bool) -> Answer:
+        return Answer(
             reply=OutboxReply(queueName="queue.reply.e", correlationId="ID:e", reply={"status": status}),
             result={"status": status},
-            counts=[metrics.field("requests", "searchContact", "1", str(status))],
-            outcome=(once_key, {"status": status}),
+            counts=[metrics.field("requests", "addContact", "1", str(status))],
+            outcome=(once_key, {"status": status}) if outcome else None,
         )
-        for status in (0, 500)
-    ]
-    assert ledger.answer("ID:e", answers[0]) is None
-    assert ledger.answer("ID:e", answers[1]) == Answered({"status": 0})
-    assert [r["reply"] for _, r in RepliesTap(store_redis, cfg.replies_outbox).take()] == [{"status": 0}]
-    assert Counters(store_redis).read()["requests"] == {("searchContact", "1", "0"): 1}
-    assert store_redis.get(once_key) == '{"status":0}'
+
+    assert ledger.answer("ID:e", answer(504, outcome=False)) is None  # the hard time limit's, in the last instant
+    assert ledger.answer("ID:e", answer(0, outcome=True)) == Answered({"status": 504})
+    assert [r["reply"] for _, r in RepliesTap(store_redis, cfg.replies_outbox).take()] == [{"status": 504}]
+    assert Counters(store_redis).read()["requests"] == {("addContact", "1", "504"): 1}
+    assert store_redis.get(once_key) == '{"status":0}'  # it was sent: a copy within the window is not sent again
     assert 55 < store_redis.ttl(once_key) <= 60
     assert ledger.watched() == 0
+
+
+def test_a_request_answered_before_it_is_entered_is_not_entered(store_redis: redis.Redis) -> None:
+    # Refused and answered on one delivery (its account offline), its ACK lost, valid on the next: not sent.
+    ledger = Ledger(store_redis, settings())
+    assert ledger.answer("ID:f", Answer()) is None
+    assert not ledger.accept(entry("ID:f"))
+    assert ledger.watched() == 0 and ledger.taken("ID:f")
