@@ -63,7 +63,7 @@ class InProgress(ContactqError):
 
 
 class CopyRunning(InProgress):
-    """Another copy of this very task is sending the request and will answer it: this copy stops without a word."""
+    """Another copy of this very task is sending the request and will answer it: this copy does not answer."""
 
 
 class StoreUnavailable(ContactqError):

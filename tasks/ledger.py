@@ -76,6 +76,18 @@ return false
 """
 
 
+# The answered mark (KEYS[1]), if any; an answered request's entry (a copy entered as its answer was being written)
+# leaves the ledger on the way. No write that needs memory: it answers while Redis is full.
+_ANSWERED = """
+local mark = redis.call('GET', KEYS[1])
+if mark then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('DEL', KEYS[3])
+end
+return mark
+"""
+
+
 # The answered mark of a task whose caller waits for no result (the bridge's: its reply goes back through ActiveMQ).
 _NO_RESULT = "1"
 
@@ -128,6 +140,7 @@ class Ledger:
         self._claim_resend = client.register_script(_CLAIM_RESEND)
         self._accept = client.register_script(_ACCEPT)
         self._answer = client.register_script(_ANSWER)
+        self._answered = client.register_script(_ANSWERED)
 
     def accept(self, entry: Entry) -> bool:
         """Enter a request before its task is sent, so that no accepted request goes unwatched: True when entered
@@ -175,7 +188,7 @@ class Ledger:
 
     def answered(self, task_id: str) -> Answered | None:
         with redis_errors("ledger"):
-            mark = self.r.get(_answered_key(task_id))
+            mark = self._answered(keys=[_answered_key(task_id), KEY, f"{KEY}:{task_id}"], args=[task_id])
         return None if mark is None else _answered(mark)
 
     def overdue(self, older_than_s: float, limit: int = 500) -> list[Entry]:

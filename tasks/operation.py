@@ -201,8 +201,10 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
             result = spec.act(call, req)
         status, message, settled = Status.OK, "", True
     except CopyRunning:
-        log.info("%s[%s] is being run by another copy, which answers; this copy stops", spec.op, task_id)
-        raise Ignore() from None
+        # A live copy of this task is sending it and answers. This copy looks again once a lease has passed, rather
+        # than end: should that copy's worker die, its message may be gone (restored, and taken as this one).
+        log.info("%s[%s] is being run by another copy; looking again in %s s", spec.op, task_id, rt.once.lease_s)
+        raise task.retry(countdown=rt.once.lease_s, max_retries=None) from None
     except RETRYABLE as e:
         if (task.request.retries or 0) < (task.max_retries or 0):
             if once_key is not None:

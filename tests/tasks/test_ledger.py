@@ -85,3 +85,13 @@ def test_a_request_answered_before_it_is_entered_is_not_entered(store_redis: red
     assert ledger.answer("ID:f", Answer()) is None
     assert not ledger.accept(entry("ID:f"))
     assert ledger.watched() == 0 and ledger.taken("ID:f")
+
+
+def test_a_copy_that_finds_its_request_answered_takes_its_entry_out(store_redis: redis.Redis) -> None:
+    # Entered by a bridge as another answered it (a refusal racing an acceptance of the same message): the task's copy
+    # finds the mark, and the entry leaves the ledger with its look (on RabbitMQ no sweep would ever take it out).
+    ledger = Ledger(store_redis, settings())
+    assert ledger.accept(entry("ID:g"))
+    store_redis.set("contactq:answered:ID:g", "1")  # the mark, without the settling that goes with it
+    assert ledger.answered("ID:g") == Answered(None)
+    assert ledger.watched() == 0
