@@ -96,6 +96,10 @@ def _answered(mark: str) -> Answered:
     return Answered(None if mark == _NO_RESULT else json.loads(mark))
 
 
+def _entry_key(task_id: str) -> str:
+    return f"{KEY}:{task_id}"
+
+
 def _bridged_key(task_id: str) -> str:
     return f"contactq:bridged:{task_id}"
 
@@ -147,7 +151,7 @@ class Ledger:
         now (the caller is to send it), False when a copy was entered or answered before."""
         with redis_errors("ledger"):
             entered = self._accept(
-                keys=[KEY, f"{KEY}:{entry.task_id}", _bridged_key(entry.task_id), _answered_key(entry.task_id)],
+                keys=[KEY, _entry_key(entry.task_id), _bridged_key(entry.task_id), _answered_key(entry.task_id)],
                 args=[entry.task_id, time.time(), entry.document(), self.answered_ttl_s],
             )
         return bool(entered)
@@ -156,7 +160,7 @@ class Ledger:
         """The request was not sent after all: a copy delivered again is entered and sent."""
         with redis_errors("ledger"):
             pipe = self.r.pipeline(transaction=True)
-            pipe.zrem(KEY, task_id).delete(f"{KEY}:{task_id}").delete(_bridged_key(task_id))
+            pipe.zrem(KEY, task_id).delete(_entry_key(task_id)).delete(_bridged_key(task_id))
             pipe.execute()
 
     def answer(self, task_id: str, answer: Answer) -> Answered | None:
@@ -168,7 +172,7 @@ class Ledger:
         entry = "" if answer.reply is None else RepliesStream.encode(answer.reply)
         with redis_errors("ledger"):
             earlier = self._answer(
-                keys=[_answered_key(task_id), KEY, f"{KEY}:{task_id}", self.replies_key, outcome[0], metrics.KEY],
+                keys=[_answered_key(task_id), KEY, _entry_key(task_id), self.replies_key, outcome[0], metrics.KEY],
                 args=[
                     task_id,
                     _NO_RESULT if answer.result is None else plainjson.dumps(answer.result),
@@ -188,14 +192,14 @@ class Ledger:
 
     def answered(self, task_id: str) -> Answered | None:
         with redis_errors("ledger"):
-            mark = self._answered(keys=[_answered_key(task_id), KEY, f"{KEY}:{task_id}"], args=[task_id])
+            mark = self._answered(keys=[_answered_key(task_id), KEY, _entry_key(task_id)], args=[task_id])
         return None if mark is None else _answered(mark)
 
     def overdue(self, older_than_s: float, limit: int = 500) -> list[Entry]:
         """Entries accepted, sent again or seen waiting more than `older_than_s` ago, oldest first."""
         with redis_errors("ledger"):
             rows = self.r.zrangebyscore(KEY, "-inf", time.time() - older_than_s, start=0, num=limit, withscores=True)
-            docs = self.r.mget([f"{KEY}:{task_id}" for task_id, _ in rows]) if rows else []
+            docs = self.r.mget([_entry_key(task_id) for task_id, _ in rows]) if rows else []
         return [
             Entry.model_validate({**json.loads(doc), "score": score})
             for (_, score), doc in zip(rows, docs, strict=True)
@@ -213,7 +217,7 @@ class Ledger:
         again = entry.model_copy(update={"resent": entry.resent + 1})
         with redis_errors("ledger"):
             claimed = self._claim_resend(
-                keys=[KEY, f"{KEY}:{entry.task_id}", _answered_key(entry.task_id)],
+                keys=[KEY, _entry_key(entry.task_id), _answered_key(entry.task_id)],
                 args=[entry.task_id, repr(entry.score), time.time(), again.document()],
             )
         return bool(claimed)
