@@ -42,7 +42,7 @@ def pushed_change(call: Call, change: PushedChange) -> Handled:
             # A chatroom member accepted addChatRoomContact's request: announced as that operation announces. Forgotten
             # only once announced, so that a retry after a failed announcement announces it the same way.
             call.announce_modified([change.username])
-            call.store.acceptance_announced(uin, change.username)
+            call.store.forget_acceptance(uin, change.username)
             return Handled(field=change.username, change="accepted")
         else:
             call.announce("modcontact", [change.username])

@@ -94,7 +94,7 @@ class ContactStore:
         with redis_errors("contact store"):
             return bool(self.r.exists(f"contactq:awaiting:{uin}:{username}"))
 
-    def acceptance_announced(self, uin: str, username: str) -> None:
+    def forget_acceptance(self, uin: str, username: str) -> None:
         with redis_errors("contact store"):
             self.r.delete(f"contactq:awaiting:{uin}:{username}")
 

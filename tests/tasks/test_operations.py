@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
+from redis.client import Monitor
 
 from protocol.friend_request import parse_friend_request
 from tasks.metrics import Counters
@@ -300,6 +302,43 @@ def test_add_chatroom_contact_accepted_at_once(stack: Stack) -> None:
     assert stack.events.wait(lambda got: len(got) >= 4) == [event("modcontact", YANG), event("modifycontact", YANG)] * 2
     assert stack.contact(A, YANG)["NickName"] == "杨过"  # type: ignore[index]
     assert stack.sim.verify_log() == [[A["uin"], 2, YANG, 14]]
+
+
+def test_add_chatroom_contact_awaits_the_acceptance_before_sending(stack: Stack) -> None:
+    """杨过 accepts at once, and another worker may handle WeChat's push before the task goes on: unless the acceptance
+    is awaited before the request reaches WeChat, it is announced as a plain change (topic.modcontact alone)."""
+    awaiting, sent = f"contactq:awaiting:{A['uin']}:{YANG}", f"{stack.settings.sim_prefix}log:verify"
+    seen: list[str] = []
+
+    def watch(monitor: Monitor) -> None:
+        # Redis's own order of the commands every process sends, up to the request reaching WeChat.
+        for command in monitor.listen():
+            words = str(command["command"]).split()
+            if words[:2] == ["SET", awaiting] or words[:2] == ["RPUSH", sent]:
+                seen.append(words[0])
+            if words[:2] == ["RPUSH", sent]:
+                return
+
+    with stack.r.monitor() as monitor:
+        watcher = threading.Thread(target=watch, args=(monitor,), daemon=True)
+        watcher.start()
+        request = {
+            "loginer": 18,
+            "uin": A["uin"],
+            "userName": YANG,
+            "chatRoomName": ROOM,
+            "verify": "hi",
+            "queueName": "q",
+        }
+        assert stack.call("addChatRoomContact", request)["status"] == 0
+        watcher.join(timeout=10)
+    assert seen == ["SET", "RPUSH"]
+
+
+def test_add_chatroom_contact_refused_is_not_awaited(stack: Stack) -> None:
+    request = {"loginer": 18, "uin": A["uin"], "userName": "wxid_u1i2o3p4a5s6d7", "chatRoomName": ROOM, "verify": "hi"}
+    assert stack.call("addChatRoomContact", request | {"queueName": "q"})["status"] == 404
+    assert not stack.store.awaited(A["uin"], "wxid_u1i2o3p4a5s6d7")
 
 
 @pytest.mark.parametrize(
