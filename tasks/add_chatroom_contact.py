@@ -22,21 +22,23 @@ class AddChatRoomContact(Request):
 def add_chatroom_contact(call: Call, req: AddChatRoomContact) -> Result:
     """Send a friend request to a member of a chatroom (scene 14) with greeting `verify`; answered on queueName and
     announced on topic.modcontact (and topic.modifycontact) with the member's wxid."""
-    # Awaited before it is sent: a member who accepts at once is pushed back, and may be handled by another worker,
-    # before this task goes on.
-    call.store.await_acceptance(req.uin, req.userName, call.settings.awaiting_acceptance_s)
+    # Sent once: a retry after the announcement failed does not send the request again, nor await it again.
+    call.checkpoint("sent", lambda: _send(call, req))
+    call.announce_modified([req.userName])
+    return Result()
+
+
+def _send(call: Call, req: AddChatRoomContact) -> str:
+    """The request, awaited before it goes out: a member who accepts at once is pushed back, and may be handled by
+    another worker, before this task goes on."""
+    awaited_before = call.store.await_acceptance(req.uin, req.userName, call.settings.awaiting_acceptance_s)
     try:
-        # Sent once: a retry after the announcement failed does not send the request again.
-        call.checkpoint(
-            "sent",
-            lambda: call.client.verify_user(
-                req.uin, Opcode.ADD, req.userName, "", req.verify, Scene.CHATROOM, req.chatRoomName
-            ),
+        return call.client.verify_user(
+            req.uin, Opcode.ADD, req.userName, "", req.verify, Scene.CHATROOM, req.chatRoomName
         )
     except OutcomeUnknown:
         raise  # it may have reached WeChat: its acceptance may still come
     except WeChatError:
-        call.store.forget_acceptance(req.uin, req.userName)  # WeChat refused it: nothing to accept
+        if not awaited_before:  # else an earlier request to the member still awaits its answer
+            call.store.forget_acceptance(req.uin, req.userName)  # this one was not sent: nothing to accept
         raise
-    call.announce_modified([req.userName])
-    return Result()

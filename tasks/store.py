@@ -85,10 +85,11 @@ class ContactStore:
         with redis_errors("contact store"):
             self.r.hset(members_key(uin, chatroom), member["UserName"], _dumps(member))
 
-    def await_acceptance(self, uin: str, username: str, ttl_s: int) -> None:
-        """Remember a friend request sent to a chatroom member, to announce its acceptance as addChatRoomContact's."""
+    def await_acceptance(self, uin: str, username: str, ttl_s: int) -> bool:
+        """Remember a friend request sent to a chatroom member, to announce its acceptance as addChatRoomContact's;
+        True when an earlier one was awaited already."""
         with redis_errors("contact store"):
-            self.r.set(f"contactq:awaiting:{uin}:{username}", 1, ex=ttl_s)
+            return self.r.set(f"contactq:awaiting:{uin}:{username}", 1, ex=ttl_s, get=True) is not None
 
     def awaited(self, uin: str, username: str) -> bool:
         with redis_errors("contact store"):

@@ -341,6 +341,16 @@ def test_add_chatroom_contact_refused_is_not_awaited(stack: Stack) -> None:
     assert not stack.store.awaited(A["uin"], "wxid_u1i2o3p4a5s6d7")
 
 
+def test_add_chatroom_contact_refused_leaves_an_earlier_request_awaited(stack: Stack) -> None:
+    """小龙女 accepts by hand, later: a second request to her that WeChat refuses (she is not in that chatroom) must
+    not make her acceptance of the first a plain change."""
+    xiaolongnv = "wxid_a9s8d7f6g5h4j3"
+    request = {"loginer": 18, "uin": A["uin"], "userName": xiaolongnv, "verify": "hi", "queueName": "q"}
+    assert stack.call("addChatRoomContact", request | {"chatRoomName": ROOM})["status"] == 0
+    assert stack.call("addChatRoomContact", request | {"chatRoomName": "20971512345@chatroom"})["status"] == 404
+    assert stack.store.awaited(A["uin"], xiaolongnv)
+
+
 @pytest.mark.parametrize(
     ("fields", "status", "message"),
     [
