@@ -35,12 +35,21 @@ return tonumber(oldest[2]) + period - now
 """
 
 # Claims a key for one execution unless it is claimed or done: returns nil when claimed now, else what is there.
-# `pending:{task id}:{execution}` is a lease: it expires unless the execution finishes first.
+# `pending:{task id}:{execution}` is a lease: it expires unless the execution finishes first. A claim handed over to
+# the task's retry (`pending:{task id}:retry`) is taken by an execution of that task alone.
 _CLAIM = """
 local v = redis.call('GET', KEYS[1])
-if v then return v end
+if v and v ~= 'pending:' .. ARGV[3] .. ':retry' then return v end
 redis.call('SET', KEYS[1], 'pending:' .. ARGV[1], 'EX', ARGV[2])
 return false
+"""
+
+# An execution passes its claim to the task's retry, for as long as an outcome would be kept.
+_HAND_OVER = """
+if redis.call('GET', KEYS[1]) == 'pending:' .. ARGV[1] then
+  return redis.call('SET', KEYS[1], 'pending:' .. ARGV[2] .. ':retry', 'EX', ARGV[3])
+end
+return 0
 """
 
 # The lease of an execution still sending: renewed only while it is its own.
@@ -86,12 +95,14 @@ class Once:
     delivered: one execution at a time holds a lease on the key, and its outcome is kept for the window (written by
     the task's answer: tasks.ledger.Answer.outcome)."""
 
-    def __init__(self, client: redis.Redis, lease_s: int) -> None:
+    def __init__(self, client: redis.Redis, lease_s: int, window_s: int) -> None:
         self.r = client
         self.lease_s = lease_s
+        self.window_s = window_s
         self._claim = client.register_script(_CLAIM)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        self._hand_over = client.register_script(_HAND_OVER)
 
     @staticmethod
     def key(op: str, uin: str, parts: tuple[str, ...]) -> str:
@@ -112,7 +123,7 @@ class Once:
         start = time.monotonic()
         while True:
             with redis_errors("idempotency keys"):
-                found = self._claim(keys=[key], args=[execution, self.lease_s])
+                found = self._claim(keys=[key], args=[execution, self.lease_s, task_id])
             if not found:
                 return None
             if not str(found).startswith("pending:"):
@@ -152,3 +163,11 @@ class Once:
         """Forget a claim whose request failed, so that it may be tried again."""
         with redis_errors("idempotency keys"):
             self._release(keys=[key], args=[execution])
+
+    def hand_over(self, key: str, execution: str) -> None:
+        """Pass the claim of an execution that changed something in WeChat (a friend request sent, one accepted) and
+        then failed to the task's retry: a copy with another task id must not send it again meanwhile, and the retry
+        must not wait out a lease."""
+        task_id = execution.rsplit(":", 1)[0]
+        with redis_errors("idempotency keys"):
+            self._hand_over(keys=[key], args=[execution, task_id, self.window_s])

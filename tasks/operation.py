@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from celery import Task
@@ -43,12 +43,13 @@ from tasks.store import ContactStore
 
 log = logging.getLogger(__name__)
 
-# A Redis that blinked while a task answered: the answer is tried again at once, 0.2, 0.4 and 0.8 s apart.
-_ANSWER_ATTEMPTS = 4
-_ANSWER_PAUSE_S = 0.2
+# A Redis that blinked while a task answered or recorded a step it did: tried again, 0.2, 0.4 and 0.8 s apart.
+_WRITE_ATTEMPTS = 4
+_WRITE_PAUSE_S = 0.2
 
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R", bound=Result)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Call:
     session: Session
     loginer: int
     task: Task[Any, Any]
+    changed: set[str] = field(default_factory=set)  # steps that changed something in WeChat, now or in a try before
 
     @property
     def client(self) -> WeChatClient:
@@ -105,10 +107,16 @@ class Call:
         with redis_errors("checkpoints"):
             done = self.store.r.get(key)
         if done is not None:
+            self.changed.add(step)
             return str(done)
         value = do()
-        with redis_errors("checkpoints"):
-            self.store.r.set(key, value, ex=self.settings.dedupe_window_s)
+        self.changed.add(step)
+
+        def record() -> None:
+            with redis_errors("checkpoints"):
+                self.store.r.set(key, value, ex=self.settings.dedupe_window_s)
+
+        _insisting(record)  # a retry that found no record would do it again
         return value
 
     def progress(self, **meta: Any) -> None:
@@ -181,6 +189,7 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
     dead = False  # kept for replay: invalid, out of retries, out of time, or a defect of ours
     settled = False  # the outcome stands for copies within the dedupe window (done, or maybe done)
     account = OTHER_ACCOUNTS  # the metrics' label: the uin once it is known to be one this worker hosts
+    call: Call | None = None
     try:
         req = parse_request(spec.model, raw)
         uin: str = getattr(req, "uin")  # noqa: B009 - every model carries the account's uin
@@ -207,7 +216,9 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
         raise task.retry(countdown=rt.once.lease_s, max_retries=None) from None
     except RETRYABLE as e:
         if (task.request.retries or 0) < (task.max_retries or 0):
-            if once_key is not None:
+            if once_key is not None and call is not None and call.changed:
+                rt.once.hand_over(once_key, execution)  # a copy must not do it again while the retry waits
+            elif once_key is not None:
                 rt.once.release(once_key, execution)  # the retry is a new execution, and claims again
             raise  # autoretry_for: again after a backoff with jitter
         status, message, dead = e.status, f"{e.message} (gave up after {task.request.retries} retries)", True
@@ -225,6 +236,8 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
         log.exception("%s[%s] failed", spec.op, task_id)
         status, message, dead = Status.INTERNAL_ERROR, f"internal error: {type(e).__name__}", True
     once_outcome = None
+    if call is not None and call.changed:
+        settled = True  # whatever failed after it, a copy within the window must not do it again
     if once_key is not None:
         if settled:
             once_outcome = (once_key, {"status": int(status), "message": message, "result": result.model_dump()})
@@ -281,21 +294,25 @@ def _answer(
         ],
         outcome=once_outcome,
     )
-    # Tried again here a few times, since a task retried for it would act again. An attempt whose answer went through
-    # with its response lost finds its own mark the next time.
-    for attempt in range(_ANSWER_ATTEMPTS):
-        try:
-            earlier = rt.ledger.answer(task_id, answer)
-            break
-        except StoreUnavailable:
-            if attempt == _ANSWER_ATTEMPTS - 1:
-                raise  # the task's retry answers again; past its retries, the bridge's recovery sends it again
-            time.sleep(_ANSWER_PAUSE_S * 2**attempt)
+    # Tried again in place, since a task retried for it would act again. An attempt whose answer went through with its
+    # response lost finds its own mark the next time. Should Redis stay away, the task's retry answers again; past its
+    # retries, the bridge's recovery sends it again.
+    earlier = _insisting(lambda: rt.ledger.answer(task_id, answer))
     if earlier is not None:
         log.warning("%s[%s] was answered by another copy meanwhile; this answer is dropped", op, task_id)
         return earlier
     log.info("answered %s: status %s %s", task_id, int(reply.status), reply.message)
     return document
+
+
+def _insisting(write: Callable[[], T]) -> T:
+    """A write to Redis that a task's retry cannot stand in for, tried again at once, then 0.2, 0.4 and 0.8 s apart."""
+    for attempt in range(_WRITE_ATTEMPTS - 1):
+        try:
+            return write()
+        except StoreUnavailable:
+            time.sleep(_WRITE_PAUSE_S * 2**attempt)
+    return write()
 
 
 def _given(answered: dict[str, Any] | Answered) -> dict[str, Any]:

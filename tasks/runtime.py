@@ -61,4 +61,6 @@ class Runtime:
     def once(self) -> Once:
         # The lease outlasts a WeChat call that times out, and is renewed while the execution runs (Once.held): a
         # crashed worker's claim holds a copy of its request back no longer than this.
-        return Once(self.redis, lease_s=int(self.settings.wechat_timeout_s) + 10)
+        return Once(
+            self.redis, lease_s=int(self.settings.wechat_timeout_s) + 10, window_s=self.settings.dedupe_window_s
+        )

@@ -14,7 +14,7 @@ from tasks.ledger import Answer, Ledger
 
 
 def test_another_task_waits_only_its_own_wait(store_redis: redis.Redis) -> None:
-    once = Once(store_redis, lease_s=30)
+    once = Once(store_redis, lease_s=30, window_s=60)
     key = once.key("addContact", "1", ("v1",))
     # ActiveMQ's message ids hold colons: the holder is told apart by everything before the execution's token.
     assert once.claim(key, "ID:vm-1:1:1:1:1:aaaa", wait_s=0.2) is None
@@ -25,7 +25,7 @@ def test_another_task_waits_only_its_own_wait(store_redis: redis.Redis) -> None:
 
 
 def test_an_outcome_is_shared_and_a_released_claim_is_free(store_redis: redis.Redis) -> None:
-    once = Once(store_redis, lease_s=30)
+    once = Once(store_redis, lease_s=30, window_s=60)
     key = once.key("addContact", "1", ("v1",))
     assert once.claim(key, "t1:a", wait_s=0.2) is None
     once.release(key, "t1:a")
@@ -38,7 +38,7 @@ def test_an_outcome_is_shared_and_a_released_claim_is_free(store_redis: redis.Re
 def test_a_claim_is_held_while_its_request_is_sent_and_runs_out_after(store_redis: redis.Redis) -> None:
     # A friend request through Gewechat may take longer than the lease (two calls, each tried twice): a copy with
     # another task id must still find it being sent, and a claim nobody renews (its worker died) must run out.
-    once = Once(store_redis, lease_s=1)
+    once = Once(store_redis, lease_s=1, window_s=60)
     key = once.key("addContact", "1", ("v1",))
     assert once.claim(key, "t1:a", wait_s=0.1) is None
     with once.held(key, "t1:a"):
@@ -50,3 +50,20 @@ def test_a_claim_is_held_while_its_request_is_sent_and_runs_out_after(store_redi
             once.claim(key, "t1:c", wait_s=0.2)
     time.sleep(1.2)
     assert once.claim(key, "t2:b", wait_s=0.1) is None
+
+
+def test_a_claim_handed_over_is_taken_by_the_tasks_retry_alone(store_redis: redis.Redis) -> None:
+    # t1 accepted a friend request, then failed to store the new friend: its retry goes on at once, while a copy
+    # with another task id (a second click) waits and is told the request is in progress.
+    once = Once(store_redis, lease_s=30, window_s=60)
+    key = once.key("addNew", "1", ("v1", "ticket"))
+    assert once.claim(key, "t1:a", wait_s=0.1) is None
+    once.hand_over(key, "t1:a")
+    with pytest.raises(InProgress):
+        once.claim(key, "t2:b", wait_s=0.3)
+    start = time.monotonic()
+    assert once.claim(key, "t1:c", wait_s=0.1) is None
+    assert time.monotonic() - start < 1
+    once.hand_over(key, "t1:a")  # the first execution's hand-over is no longer its own to make
+    with pytest.raises(CopyRunning):
+        Once(store_redis, lease_s=0, window_s=60).claim(key, "t1:d", wait_s=0.1)

@@ -18,6 +18,7 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
 from kombu import Connection
 
+from protocol.friend_request import parse_friend_request
 from tasks.metrics import Counters
 from tasks.outbox import Outbox
 from tests.brokers import BROKER
@@ -135,6 +136,48 @@ def test_same_friend_request_twice_is_sent_once(stack: Stack) -> None:
     again = stack.call("addContact", request)
     assert again == {**request, "status": 0, "message": ""}
     assert [row[:3] for row in stack.sim.verify_log()] == [[A["uin"], 2, "wxid_a9s8d7f6g5h4j3"]]
+
+
+def test_a_copy_sent_while_an_accept_is_retried_is_not_accepted_again(stack: Stack) -> None:
+    [xml] = stack.sim.pending_requests(A["wxid"])
+    request = {"loginer": 18, "uin": A["uin"], **parse_friend_request(xml).add_new_fields()}
+    # The accept goes through; fetching the new friend then times out once (Gewechat's client tries a read that timed
+    # out once more itself), and the task waits for its retry. Every call is slow, so that the second click below is
+    # waiting for the request's claim before the first lets go of it.
+    stack.sim.set_faults(latency_ms=500, transient=2 if GEWE else 1, after=1)
+    first = stack.submit("addNew", request)
+    deadline = time.monotonic() + 20
+    while not stack.sim.verify_log() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # A second click while the first waits for its retry: it shares the first's outcome rather than accept again, a
+    # used ticket that WeChat would refuse.
+    second = stack.call("addNew", request, timeout_s=30)
+    assert first.get(timeout=30) == second
+    assert second["status"] == 0 and second["field"] == "wxid_63ibkhndjl7i21"
+    assert [row[1] for row in stack.sim.verify_log()] == [3]
+
+
+def test_an_accept_that_failed_after_reaching_wechat_is_not_done_again_by_a_copy(stack: Stack, own_broker: str) -> None:
+    # A worker that gives up at once: the accept goes through, fetching the new friend fails, and the request is
+    # answered with that failure. A second click then gets the same answer, not a second accept of a used ticket.
+    worker = Worker("no-retries", [1], {"CONTACTQ_BROKER_URL": own_broker, "CONTACTQ_MAX_RETRIES": "0"})
+    worker.start()
+    try:
+        worker.wait_ready()
+        [xml] = stack.sim.pending_requests(A["wxid"])
+        request = {"loginer": 18, "uin": A["uin"], **parse_friend_request(xml).add_new_fields()}
+        stack.sim.set_faults(latency_ms=300, transient=2 if GEWE else 1, after=1)
+        caller = caller_app(own_broker)
+        first = send(caller, "addNew", request)
+        deadline = time.monotonic() + 20
+        while not stack.sim.verify_log() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        second = send(caller, "addNew", request)
+        replies = wait_all([first, second], timeout_s=30)
+    finally:
+        worker.stop()
+    assert replies[0] == replies[1] and replies[0]["status"] == 504
+    assert [row[1] for row in stack.sim.verify_log()] == [3]
 
 
 @pytest.mark.skipif(not GEWE, reason="the simulated WeChat times out before any effect: its timeouts are retried")
