@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -34,22 +35,27 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return tonumber(oldest[2]) + period - now
 """
 
-# Claims a key for one execution unless it is claimed or done: returns nil when claimed now, else what is there.
-# `pending:{task id}:{execution}` is a lease: it expires unless the execution finishes first. A claim handed over to
-# the task's retry (`pending:{task id}:retry`) is taken by an execution of that task alone.
+# Claims a key for one execution unless it is claimed or done: returns nil when claimed now, 'heir' when claimed by
+# the task an earlier execution handed it over to, else what is there. `pending:{task id}:{execution}` is a lease: it
+# expires unless the execution finishes first. KEYS[2] names the heir: while it is there, no other task claims.
 _CLAIM = """
 local v = redis.call('GET', KEYS[1])
-if v and v ~= 'pending:' .. ARGV[3] .. ':retry' then return v end
+if v then return v end
+local heir = redis.call('GET', KEYS[2])
+if heir and heir ~= ARGV[3] then return 'pending:' .. heir .. ':heir' end
 redis.call('SET', KEYS[1], 'pending:' .. ARGV[1], 'EX', ARGV[2])
+if heir then return 'heir' end
 return false
 """
 
-# An execution passes its claim to the task's retry, for as long as an outcome would be kept.
+# An execution passes its claim on to its task's later executions, for as long as an outcome would be kept; unless
+# the claim is someone else's by now, or done.
 _HAND_OVER = """
-if redis.call('GET', KEYS[1]) == 'pending:' .. ARGV[1] then
-  return redis.call('SET', KEYS[1], 'pending:' .. ARGV[2] .. ':retry', 'EX', ARGV[3])
-end
-return 0
+local v = redis.call('GET', KEYS[1])
+if v and v ~= 'pending:' .. ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+redis.call('DEL', KEYS[1])
+return 1
 """
 
 # The lease of an execution still sending: renewed only while it is its own.
@@ -109,23 +115,23 @@ class Once:
         digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
         return f"contactq:once:{op}:{uin}:{digest}"
 
-    def claim(self, key: str, execution: str, wait_s: float) -> dict[str, Any] | None:
-        """None when this execution (`{task id}:{a token of this run}`) may go ahead; the earlier outcome when the
+    def claim(self, key: str, execution: str, wait_s: float) -> Claimed | dict[str, Any]:
+        """Claimed when this execution (`{task id}:{a token of this run}`) may go ahead; the earlier outcome when the
         request was already done.
 
         A request another execution is sending is waited for and its outcome shared: up to `wait_s` for another task
         (then InProgress), and until its lease runs out for an earlier execution of the same task (a redelivery whose
         worker died). Then the task may go ahead: whether a dead execution reached WeChat is unknown, and a request
         lost is worse than one sent again. An earlier execution that still renews its lease after that is alive and
-        will answer: CopyRunning.
+        will answer: CopyRunning. A claim handed over (`hand_over`) waits for its task alone, however long.
         """
         task_id = execution.rsplit(":", 1)[0]
         start = time.monotonic()
         while True:
             with redis_errors("idempotency keys"):
-                found = self._claim(keys=[key], args=[execution, self.lease_s, task_id])
-            if not found:
-                return None
+                found = self._claim(keys=[key, _heir(key)], args=[execution, self.lease_s, task_id])
+            if not found or found == "heir":
+                return Claimed(heir=bool(found))
             if not str(found).startswith("pending:"):
                 outcome: dict[str, Any] = json.loads(found)
                 return outcome
@@ -166,8 +172,19 @@ class Once:
 
     def hand_over(self, key: str, execution: str) -> None:
         """Pass the claim of an execution that changed something in WeChat (a friend request sent, one accepted) and
-        then failed to the task's retry: a copy with another task id must not send it again meanwhile, and the retry
-        must not wait out a lease."""
+        then failed on to its task's retry: no copy with another task id may send it again meanwhile, even should the
+        retry's worker die, and the retry need not wait out a lease."""
         task_id = execution.rsplit(":", 1)[0]
         with redis_errors("idempotency keys"):
-            self._hand_over(keys=[key], args=[execution, task_id, self.window_s])
+            self._hand_over(keys=[key, _heir(key)], args=[execution, task_id, self.window_s])
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claim taken; `heir` when an earlier execution of the task changed something in WeChat and handed it over."""
+
+    heir: bool = False
+
+
+def _heir(key: str) -> str:
+    return f"{key}:heir"

@@ -51,6 +51,8 @@ M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R", bound=Result)
 T = TypeVar("T")
 
+_A_TRY_BEFORE = "a try before"  # a step of `Call.changed`: done by an earlier execution that handed its claim over
+
 
 @dataclass(frozen=True)
 class Call:
@@ -198,11 +200,13 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
         call = Call(rt, session, req.loginer if isinstance(req, Request) else session.loginer, task)
         if spec.once is not None:
             once_key = rt.once.key(spec.op, uin, spec.once(req))
-            earlier = rt.once.claim(once_key, execution, wait_s=rt.settings.wechat_timeout_s)
-            if earlier is not None:
-                earlier_result = spec.result.model_validate(earlier["result"])
-                earlier_reply = Reply.to(raw, Status(earlier["status"]), earlier["message"], earlier_result)
+            claimed = rt.once.claim(once_key, execution, wait_s=rt.settings.wechat_timeout_s)
+            if isinstance(claimed, dict):
+                earlier_result = spec.result.model_validate(claimed["result"])
+                earlier_reply = Reply.to(raw, Status(claimed["status"]), claimed["message"], earlier_result)
                 return _given(_answer(rt, spec.op, task_id, account, earlier_reply, keep_result))
+            if claimed.heir:
+                call.changed.add(_A_TRY_BEFORE)  # a failure before this try reaches its checkpoint keeps the claim
         limit = rt.settings.rate_limits.get(spec.op)
         if limit is not None:
             rt.limiter.acquire(uin, spec.op, limit, task_id)
@@ -230,7 +234,8 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
     except ContactqError as e:
         status, message = e.status, e.message
     except SoftTimeLimitExceeded:
-        status, message, dead = Status.TIMEOUT, f"{spec.op} ran out of time", True
+        # Maybe in the middle of a call to WeChat: a friend request's copies are not sent again, as for OutcomeUnknown.
+        status, message, dead, settled = Status.TIMEOUT, f"{spec.op} ran out of time", True, True
     except Exception as e:
         # A defect of ours: the caller is still answered and the request kept for replay.
         log.exception("%s[%s] failed", spec.op, task_id)
@@ -306,7 +311,7 @@ def _answer(
 
 
 def _insisting(write: Callable[[], T]) -> T:
-    """A write to Redis that a task's retry cannot stand in for, tried again at once, then 0.2, 0.4 and 0.8 s apart."""
+    """A write to Redis that a task's retry cannot stand in for, tried again 0.2, 0.4 and 0.8 s apart."""
     for attempt in range(_WRITE_ATTEMPTS - 1):
         try:
             return write()

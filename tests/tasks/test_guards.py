@@ -9,7 +9,7 @@ import redis
 
 from contactq.errors import CopyRunning, InProgress
 from contactq.settings import get_settings
-from tasks.guards import Once
+from tasks.guards import Claimed, Once
 from tasks.ledger import Answer, Ledger
 
 
@@ -17,7 +17,7 @@ def test_another_task_waits_only_its_own_wait(store_redis: redis.Redis) -> None:
     once = Once(store_redis, lease_s=30, window_s=60)
     key = once.key("addContact", "1", ("v1",))
     # ActiveMQ's message ids hold colons: the holder is told apart by everything before the execution's token.
-    assert once.claim(key, "ID:vm-1:1:1:1:1:aaaa", wait_s=0.2) is None
+    assert once.claim(key, "ID:vm-1:1:1:1:1:aaaa", wait_s=0.2) == Claimed()
     start = time.monotonic()
     with pytest.raises(InProgress, match="ID:vm-1:1:1:1:1$"):
         once.claim(key, "ID:vm-1:1:1:1:2:bbbb", wait_s=0.2)
@@ -27,9 +27,9 @@ def test_another_task_waits_only_its_own_wait(store_redis: redis.Redis) -> None:
 def test_an_outcome_is_shared_and_a_released_claim_is_free(store_redis: redis.Redis) -> None:
     once = Once(store_redis, lease_s=30, window_s=60)
     key = once.key("addContact", "1", ("v1",))
-    assert once.claim(key, "t1:a", wait_s=0.2) is None
+    assert once.claim(key, "t1:a", wait_s=0.2) == Claimed()
     once.release(key, "t1:a")
-    assert once.claim(key, "t2:b", wait_s=0.2) is None
+    assert once.claim(key, "t2:b", wait_s=0.2) == Claimed()
     outcome = {"status": 0, "message": "", "result": {"remark": "\ud83d"}}
     Ledger(store_redis, get_settings()).answer("t2", Answer(outcome=(key, outcome)))  # t2's answer keeps it
     assert once.claim(key, "t3:c", wait_s=0.2) == {"status": 0, "message": "", "result": {"remark": "\ud83d"}}
@@ -40,7 +40,7 @@ def test_a_claim_is_held_while_its_request_is_sent_and_runs_out_after(store_redi
     # another task id must still find it being sent, and a claim nobody renews (its worker died) must run out.
     once = Once(store_redis, lease_s=1, window_s=60)
     key = once.key("addContact", "1", ("v1",))
-    assert once.claim(key, "t1:a", wait_s=0.1) is None
+    assert once.claim(key, "t1:a", wait_s=0.1) == Claimed()
     with once.held(key, "t1:a"):
         time.sleep(2.5)  # two and a half leases
         with pytest.raises(InProgress) as other:
@@ -49,21 +49,26 @@ def test_a_claim_is_held_while_its_request_is_sent_and_runs_out_after(store_redi
         with pytest.raises(CopyRunning):  # a copy of the same task stops without answering: t1:a answers
             once.claim(key, "t1:c", wait_s=0.2)
     time.sleep(1.2)
-    assert once.claim(key, "t2:b", wait_s=0.1) is None
+    assert once.claim(key, "t2:b", wait_s=0.1) == Claimed()
 
 
-def test_a_claim_handed_over_is_taken_by_the_tasks_retry_alone(store_redis: redis.Redis) -> None:
+def test_a_claim_handed_over_is_taken_by_the_tasks_later_executions_alone(store_redis: redis.Redis) -> None:
     # t1 accepted a friend request, then failed to store the new friend: its retry goes on at once, while a copy
-    # with another task id (a second click) waits and is told the request is in progress.
-    once = Once(store_redis, lease_s=30, window_s=60)
+    # with another task id (a second click) waits and is told the request is in progress; even once the retry's
+    # worker died and its lease ran out, until t1 answers.
+    once = Once(store_redis, lease_s=1, window_s=60)
     key = once.key("addNew", "1", ("v1", "ticket"))
-    assert once.claim(key, "t1:a", wait_s=0.1) is None
+    assert once.claim(key, "t1:a", wait_s=0.1) == Claimed()
     once.hand_over(key, "t1:a")
-    with pytest.raises(InProgress):
+    with pytest.raises(InProgress, match="t1$"):
         once.claim(key, "t2:b", wait_s=0.3)
     start = time.monotonic()
-    assert once.claim(key, "t1:c", wait_s=0.1) is None
-    assert time.monotonic() - start < 1
-    once.hand_over(key, "t1:a")  # the first execution's hand-over is no longer its own to make
-    with pytest.raises(CopyRunning):
-        Once(store_redis, lease_s=0, window_s=60).claim(key, "t1:d", wait_s=0.1)
+    assert once.claim(key, "t1:c", wait_s=0.1) == Claimed(heir=True)
+    assert time.monotonic() - start < 0.5
+    time.sleep(1.2)  # t1:c's worker died: its lease ran out
+    with pytest.raises(InProgress, match="t1$"):
+        once.claim(key, "t2:b", wait_s=0.3)
+    assert once.claim(key, "t1:d", wait_s=0.1) == Claimed(heir=True)
+    outcome = {"status": 0, "message": "", "result": {"field": "wxid_new"}}
+    Ledger(store_redis, get_settings()).answer("t1", Answer(outcome=(key, outcome)))
+    assert once.claim(key, "t2:b", wait_s=0.1) == outcome

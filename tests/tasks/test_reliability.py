@@ -28,6 +28,9 @@ from tests.stack import ACCOUNT_A, RepliesTap, Stack, Tap, Worker, caller_app
 
 A = ACCOUNT_A
 MANUAL_PEOPLE = ["xiaolongnv", "wu_yan", "zheng_zhong", "feng_xg"]  # strangers to A who answer by hand
+# Faults that let an accept through and fail the fetch of the new friend once. Through Gewechat the accept is two
+# calls (the accept, then the new friend's wxid), and its client tries a read that timed out once more itself.
+FETCH_FAILS = {"after": 2, "transient": 2} if GEWE else {"after": 1, "transient": 1}
 
 
 def send(app: Celery, op: str, request: dict[str, Any]) -> AsyncResult[Any]:
@@ -141,10 +144,9 @@ def test_same_friend_request_twice_is_sent_once(stack: Stack) -> None:
 def test_a_copy_sent_while_an_accept_is_retried_is_not_accepted_again(stack: Stack) -> None:
     [xml] = stack.sim.pending_requests(A["wxid"])
     request = {"loginer": 18, "uin": A["uin"], **parse_friend_request(xml).add_new_fields()}
-    # The accept goes through; fetching the new friend then times out once (Gewechat's client tries a read that timed
-    # out once more itself), and the task waits for its retry. Every call is slow, so that the second click below is
-    # waiting for the request's claim before the first lets go of it.
-    stack.sim.set_faults(latency_ms=500, transient=2 if GEWE else 1, after=1)
+    # The accept goes through; fetching the new friend then times out, and the task waits for its retry. Every call
+    # is slow, so that the second click below is waiting for the request's claim before the first lets go of it.
+    stack.sim.set_faults(latency_ms=500, **FETCH_FAILS)
     first = stack.submit("addNew", request)
     deadline = time.monotonic() + 20
     while not stack.sim.verify_log() and time.monotonic() < deadline:
@@ -166,7 +168,7 @@ def test_an_accept_that_failed_after_reaching_wechat_is_not_done_again_by_a_copy
         worker.wait_ready()
         [xml] = stack.sim.pending_requests(A["wxid"])
         request = {"loginer": 18, "uin": A["uin"], **parse_friend_request(xml).add_new_fields()}
-        stack.sim.set_faults(latency_ms=300, transient=2 if GEWE else 1, after=1)
+        stack.sim.set_faults(latency_ms=300, **FETCH_FAILS)
         caller = caller_app(own_broker)
         first = send(caller, "addNew", request)
         deadline = time.monotonic() + 20
