@@ -3,12 +3,16 @@ topic.modcontact and topic.modifycontact when sent, and again when the member ac
 
 from __future__ import annotations
 
+import logging
+
 from pydantic import Field
 
-from contactq.errors import OutcomeUnknown, WeChatError
+from contactq.errors import OutcomeUnknown, StoreUnavailable, WeChatError
 from protocol.client import Opcode, Scene
 from tasks.messages import ReplyQueue, Request, Result
 from tasks.operation import Call, operation
+
+log = logging.getLogger(__name__)
 
 
 class AddChatRoomContact(Request):
@@ -31,7 +35,8 @@ def add_chatroom_contact(call: Call, req: AddChatRoomContact) -> Result:
 def _send(call: Call, req: AddChatRoomContact) -> str:
     """The request, awaited before it goes out: a member who accepts at once is pushed back, and may be handled by
     another worker, before this task goes on."""
-    awaited_before = call.store.await_acceptance(req.uin, req.userName, call.settings.awaiting_acceptance_s)
+    request_id = str(call.task.request.id)
+    call.store.await_acceptance(req.uin, req.userName, request_id, call.settings.awaiting_acceptance_s)
     try:
         return call.client.verify_user(
             req.uin, Opcode.ADD, req.userName, "", req.verify, Scene.CHATROOM, req.chatRoomName
@@ -39,6 +44,10 @@ def _send(call: Call, req: AddChatRoomContact) -> str:
     except OutcomeUnknown:
         raise  # it may have reached WeChat: its acceptance may still come
     except WeChatError:
-        if not awaited_before:  # else an earlier request to the member still awaits its answer
-            call.store.forget_acceptance(req.uin, req.userName)  # this one was not sent: nothing to accept
+        # Not sent: nothing of this request to accept. Should Redis fail here, WeChat's answer still stands (a retry
+        # would send again what WeChat refused, maybe as too frequent); the entry then runs out with the others.
+        try:
+            call.store.not_sent(req.uin, req.userName, request_id)
+        except StoreUnavailable:
+            log.warning("addChatRoomContact %s to %s stays awaited, though not sent", request_id, req.userName)
         raise

@@ -4,7 +4,7 @@
 `{uin}:chatroomMember:{chatroom id}`   HASH member wxid -> member record JSON
 `contactq:account:{uin}`               HASH uin, wxid, server_id, child_id, loginer
 `{uin}:wechatFriendRequest:{wxid}`     HASH sender wxid -> the received friend request's `<msg>` XML, until accepted
-`contactq:awaiting:{uin}:{wxid}`       a chatroom member the account sent a friend request to (addChatRoomContact)
+`contactq:awaiting:{uin}:{wxid}`       SET the addChatRoomContact requests sent to a chatroom member, until they accept
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ def members_key(uin: str, chatroom: str) -> str:
 
 def requests_key(uin: str, account_wxid: str) -> str:
     return f"{uin}:wechatFriendRequest:{account_wxid}"
+
+
+def awaiting_key(uin: str, username: str) -> str:
+    return f"contactq:awaiting:{uin}:{username}"
 
 
 def _dumps(record: dict[str, Any]) -> str:
@@ -85,19 +89,25 @@ class ContactStore:
         with redis_errors("contact store"):
             self.r.hset(members_key(uin, chatroom), member["UserName"], _dumps(member))
 
-    def await_acceptance(self, uin: str, username: str, ttl_s: int) -> bool:
-        """Remember a friend request sent to a chatroom member, to announce its acceptance as addChatRoomContact's;
-        True when an earlier one was awaited already."""
+    def await_acceptance(self, uin: str, username: str, request_id: str, ttl_s: int) -> None:
+        """Remember a friend request sent to a chatroom member, to announce its acceptance as addChatRoomContact's.
+        One entry per request: a request that was not sent after all leaves the others awaited."""
+        key = awaiting_key(uin, username)
         with redis_errors("contact store"):
-            return self.r.set(f"contactq:awaiting:{uin}:{username}", 1, ex=ttl_s, get=True) is not None
+            self.r.pipeline().sadd(key, request_id).expire(key, ttl_s).execute()
+
+    def not_sent(self, uin: str, username: str, request_id: str) -> None:
+        with redis_errors("contact store"):
+            self.r.srem(awaiting_key(uin, username), request_id)
 
     def awaited(self, uin: str, username: str) -> bool:
         with redis_errors("contact store"):
-            return bool(self.r.exists(f"contactq:awaiting:{uin}:{username}"))
+            return bool(self.r.exists(awaiting_key(uin, username)))
 
     def forget_acceptance(self, uin: str, username: str) -> None:
+        """The member accepted: every request to them is answered."""
         with redis_errors("contact store"):
-            self.r.delete(f"contactq:awaiting:{uin}:{username}")
+            self.r.delete(awaiting_key(uin, username))
 
     def put_friend_request(self, uin: str, account_wxid: str, sender: str, xml: str) -> None:
         """A friend request the account received, kept as WeChat delivered it for the platform to answer (addNew)."""

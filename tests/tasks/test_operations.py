@@ -314,7 +314,7 @@ def test_add_chatroom_contact_awaits_the_acceptance_before_sending(stack: Stack)
         # Redis's own order of the commands every process sends, up to the request reaching WeChat.
         for command in monitor.listen():
             words = str(command["command"]).split()
-            if words[:2] == ["SET", awaiting] or words[:2] == ["RPUSH", sent]:
+            if words[:2] == ["SADD", awaiting] or words[:2] == ["RPUSH", sent]:
                 seen.append(words[0])
             if words[:2] == ["RPUSH", sent]:
                 return
@@ -332,7 +332,7 @@ def test_add_chatroom_contact_awaits_the_acceptance_before_sending(stack: Stack)
         }
         assert stack.call("addChatRoomContact", request)["status"] == 0
         watcher.join(timeout=10)
-    assert seen == ["SET", "RPUSH"]
+    assert seen == ["SADD", "RPUSH"]
 
 
 def test_add_chatroom_contact_refused_is_not_awaited(stack: Stack) -> None:
