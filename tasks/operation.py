@@ -186,7 +186,8 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
         return _earlier(answered)
     keep_result = not (task.request.ignore_result or task.ignore_result)
     execution = f"{task_id}:{uuid.uuid4().hex}"  # this run of the task: two runs of one task id are two executions
-    once_key: str | None = None
+    once_key: str | None = None  # once this execution holds the request's claim
+    acting = False
     result: Result = spec.result()
     dead = False  # kept for replay: invalid, out of retries, out of time, or a defect of ours
     settled = False  # the outcome stands for copies within the dedupe window (done, or maybe done)
@@ -199,18 +200,20 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
         account = session.uin
         call = Call(rt, session, req.loginer if isinstance(req, Request) else session.loginer, task)
         if spec.once is not None:
-            once_key = rt.once.key(spec.op, uin, spec.once(req))
-            claimed = rt.once.claim(once_key, execution, wait_s=rt.settings.wechat_timeout_s)
+            key = rt.once.key(spec.op, uin, spec.once(req))
+            claimed = rt.once.claim(key, execution, wait_s=rt.settings.wechat_timeout_s)
             if isinstance(claimed, dict):
                 earlier_result = spec.result.model_validate(claimed["result"])
                 earlier_reply = Reply.to(raw, Status(claimed["status"]), claimed["message"], earlier_result)
                 return _given(_answer(rt, spec.op, task_id, account, earlier_reply, keep_result))
+            once_key = key
             if claimed.heir:
                 call.changed.add(_A_TRY_BEFORE)  # a failure before this try reaches its checkpoint keeps the claim
         limit = rt.settings.rate_limits.get(spec.op)
         if limit is not None:
             rt.limiter.acquire(uin, spec.op, limit, task_id)
         with rt.once.held(once_key, execution) if once_key is not None else contextlib.nullcontext():
+            acting = True
             result = spec.act(call, req)
         status, message, settled = Status.OK, "", True
     except CopyRunning:
@@ -221,7 +224,8 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
     except RETRYABLE as e:
         if (task.request.retries or 0) < (task.max_retries or 0):
             if once_key is not None and call is not None and call.changed:
-                rt.once.hand_over(once_key, execution)  # a copy must not do it again while the retry waits
+                # A copy must not do it again while the retry waits: not left to the lease, should Redis blink.
+                _insisting(lambda: rt.once.hand_over(once_key, execution))
             elif once_key is not None:
                 rt.once.release(once_key, execution)  # the retry is a new execution, and claims again
             raise  # autoretry_for: again after a backoff with jitter
@@ -234,8 +238,9 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
     except ContactqError as e:
         status, message = e.status, e.message
     except SoftTimeLimitExceeded:
-        # Maybe in the middle of a call to WeChat: a friend request's copies are not sent again, as for OutcomeUnknown.
-        status, message, dead, settled = Status.TIMEOUT, f"{spec.op} ran out of time", True, True
+        # Once it acted, maybe in the middle of a call to WeChat: a friend request's copies are not sent again, as for
+        # OutcomeUnknown.
+        status, message, dead, settled = Status.TIMEOUT, f"{spec.op} ran out of time", True, acting
     except Exception as e:
         # A defect of ours: the caller is still answered and the request kept for replay.
         log.exception("%s[%s] failed", spec.op, task_id)
@@ -268,7 +273,23 @@ def answer_killed(task_name: str, task_id: str, queue: str, args: Sequence[Any],
     rt.outbox.dead_letter(task_name, queue, raw, int(Status.TIMEOUT), reason)
     # Celery stores the killed task's failure itself.
     reply = failure_reply(op, raw, Status.TIMEOUT, reason)
-    _answer(rt, op, task_id, account, reply, keep_result=False, dead_lettered=True)
+    _answer(
+        rt, op, task_id, account, reply, keep_result=False, dead_lettered=True, once_outcome=_killed(rt, op, raw, reply)
+    )
+
+
+def _killed(rt: Runtime, op: str, raw: Any, reply: Reply) -> tuple[str, dict[str, Any]] | None:
+    """The outcome a friend request killed at its hard time limit keeps, maybe killed in the middle of sending: its
+    copies are not sent again within the window, as for OutcomeUnknown."""
+    spec = SPECS.get(op)
+    if spec is None or spec.once is None:
+        return None
+    try:
+        req = parse_request(spec.model, raw)
+    except InvalidRequest:
+        return None
+    key = rt.once.key(op, getattr(req, "uin"), spec.once(req))  # noqa: B009 - every model carries the account's uin
+    return key, {"status": int(reply.status), "message": reply.message, "result": reply.result.model_dump()}
 
 
 def failure_reply(op: str | None, raw: Any, status: Status, message: str) -> Reply:

@@ -244,16 +244,23 @@ def test_a_task_killed_at_its_hard_time_limit_is_answered_and_dead_lettered(stac
     }
     worker = Worker("time-limited", [1], env)
     worker.start()
+    adding = stack.add_contact_request("xiaolongnv")
     try:
         worker.wait_ready()
         stack.sim.set_faults(latency_ms=5000)
         request = {"adminUserId": 18, "uin": A["uin"], "userName": "ops_two", "queueName": "queue.reply.slow"}
-        sent = send(caller_app(own_broker), "searchContact", request)
+        caller = caller_app(own_broker)
+        sent = send(caller, "searchContact", request)
         with Connection(own_broker) as conn:
             outbox = Outbox(stack.app, stack.settings, stack.r)
             dead = Tap(conn, outbox.deadletter_queue)
             [(_, reply)] = replies.wait(lambda got: len(got) >= 1, timeout_s=30)
             [(_, letter)] = dead.wait(lambda got: len(got) >= 1, timeout_s=10)
+            # A friend request killed maybe in the middle of sending it: a second click is answered as it was, and
+            # WeChat is not asked again.
+            send(caller, "addContact", adding)
+            replies.wait(lambda got: len(got) >= 1, timeout_s=30)
+            again = send(caller, "addContact", adding).get(timeout=30)
     finally:
         stack.sim.set_faults()
         worker.stop()
@@ -262,6 +269,8 @@ def test_a_task_killed_at_its_hard_time_limit_is_answered_and_dead_lettered(stac
         ("user_name", "stranger", "nick_name", "small_head", "quan_pin"), ""
     )
     assert "hard time limit" in reply["reply"]["message"]
+    assert again["status"] == 504 and "hard time limit" in again["message"]
+    assert stack.sim.verify_log() == []
     assert (letter["task"], letter["queue"], letter["request"], letter["status"]) == (
         "contactq.searchContact",
         "queue.searchContact_1_1",
