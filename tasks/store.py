@@ -4,7 +4,7 @@
 `{uin}:chatroomMember:{chatroom id}`   HASH member wxid -> member record JSON
 `contactq:account:{uin}`               HASH uin, wxid, server_id, child_id, loginer
 `{uin}:wechatFriendRequest:{wxid}`     HASH sender wxid -> the received friend request's `<msg>` XML, until accepted
-`contactq:awaiting:{uin}:{wxid}`       SET the addChatRoomContact requests sent to a chatroom member, until they accept
+`contactq:awaited:{uin}:{wxid}`        SET the addChatRoomContact requests sent to a chatroom member, until they accept
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def requests_key(uin: str, account_wxid: str) -> str:
 
 
 def awaiting_key(uin: str, username: str) -> str:
-    return f"contactq:awaiting:{uin}:{username}"
+    return f"contactq:awaited:{uin}:{username}"
 
 
 def _dumps(record: dict[str, Any]) -> str:

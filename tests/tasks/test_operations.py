@@ -307,7 +307,7 @@ def test_add_chatroom_contact_accepted_at_once(stack: Stack) -> None:
 def test_add_chatroom_contact_awaits_the_acceptance_before_sending(stack: Stack) -> None:
     """杨过 accepts at once, and another worker may handle WeChat's push before the task goes on: unless the acceptance
     is awaited before the request reaches WeChat, it is announced as a plain change (topic.modcontact alone)."""
-    awaiting, sent = f"contactq:awaiting:{A['uin']}:{YANG}", f"{stack.settings.sim_prefix}log:verify"
+    awaiting, sent = f"contactq:awaited:{A['uin']}:{YANG}", f"{stack.settings.sim_prefix}log:verify"
     seen: list[str] = []
 
     def watch(monitor: Monitor) -> None:
