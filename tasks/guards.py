@@ -112,7 +112,8 @@ class Once:
 
     @staticmethod
     def key(op: str, uin: str, parts: tuple[str, ...]) -> str:
-        digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+        # surrogatepass: a request's strings may hold lone surrogates (valid JSON), and still make a key.
+        digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
         return f"contactq:once:{op}:{uin}:{digest}"
 
     def claim(self, key: str, execution: str, wait_s: float) -> Claimed | dict[str, Any]:
@@ -164,6 +165,12 @@ class Once:
         finally:
             stop.set()
             renewer.join(timeout=self.lease_s)  # a renewal hung on Redis does not hold the task; the lease runs out
+
+    def holds(self, key: str, task_id: str) -> bool:
+        """Whether an execution of the task holds the claim now."""
+        with redis_errors("idempotency keys"):
+            found = str(self.r.get(key) or "")
+        return found.startswith("pending:") and found.removeprefix("pending:").rsplit(":", 1)[0] == task_id
 
     def release(self, key: str, execution: str) -> None:
         """Forget a claim whose request failed, so that it may be tried again."""

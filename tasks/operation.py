@@ -186,8 +186,8 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
         return _earlier(answered)
     keep_result = not (task.request.ignore_result or task.ignore_result)
     execution = f"{task_id}:{uuid.uuid4().hex}"  # this run of the task: two runs of one task id are two executions
-    once_key: str | None = None  # once this execution holds the request's claim
-    acting = False
+    once_key: str | None = None
+    acting = False  # the operation began: a friend request may be on its way to WeChat
     result: Result = spec.result()
     dead = False  # kept for replay: invalid, out of retries, out of time, or a defect of ours
     settled = False  # the outcome stands for copies within the dedupe window (done, or maybe done)
@@ -200,13 +200,12 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
         account = session.uin
         call = Call(rt, session, req.loginer if isinstance(req, Request) else session.loginer, task)
         if spec.once is not None:
-            key = rt.once.key(spec.op, uin, spec.once(req))
-            claimed = rt.once.claim(key, execution, wait_s=rt.settings.wechat_timeout_s)
+            once_key = rt.once.key(spec.op, uin, spec.once(req))
+            claimed = rt.once.claim(once_key, execution, wait_s=rt.settings.wechat_timeout_s)
             if isinstance(claimed, dict):
                 earlier_result = spec.result.model_validate(claimed["result"])
                 earlier_reply = Reply.to(raw, Status(claimed["status"]), claimed["message"], earlier_result)
                 return _given(_answer(rt, spec.op, task_id, account, earlier_reply, keep_result))
-            once_key = key
             if claimed.heir:
                 call.changed.add(_A_TRY_BEFORE)  # a failure before this try reaches its checkpoint keeps the claim
         limit = rt.settings.rate_limits.get(spec.op)
@@ -248,6 +247,7 @@ def perform(task: Task[Any, Any], spec: Spec[M, R], raw: Any) -> dict[str, Any]:
     once_outcome = None
     if call is not None and call.changed:
         settled = True  # whatever failed after it, a copy within the window must not do it again
+    # Settled only once the claim was held (it acted, or it inherited the claim); a release takes only its own claim.
     if once_key is not None:
         if settled:
             once_outcome = (once_key, {"status": int(status), "message": message, "result": result.model_dump()})
@@ -274,11 +274,18 @@ def answer_killed(task_name: str, task_id: str, queue: str, args: Sequence[Any],
     # Celery stores the killed task's failure itself.
     reply = failure_reply(op, raw, Status.TIMEOUT, reason)
     _answer(
-        rt, op, task_id, account, reply, keep_result=False, dead_lettered=True, once_outcome=_killed(rt, op, raw, reply)
+        rt,
+        op,
+        task_id,
+        account,
+        reply,
+        keep_result=False,
+        dead_lettered=True,
+        once_outcome=_killed(rt, op, task_id, raw, reply),
     )
 
 
-def _killed(rt: Runtime, op: str, raw: Any, reply: Reply) -> tuple[str, dict[str, Any]] | None:
+def _killed(rt: Runtime, op: str, task_id: str, raw: Any, reply: Reply) -> tuple[str, dict[str, Any]] | None:
     """The outcome a friend request killed at its hard time limit keeps, maybe killed in the middle of sending: its
     copies are not sent again within the window, as for OutcomeUnknown."""
     spec = SPECS.get(op)
@@ -289,6 +296,8 @@ def _killed(rt: Runtime, op: str, raw: Any, reply: Reply) -> tuple[str, dict[str
     except InvalidRequest:
         return None
     key = rt.once.key(op, getattr(req, "uin"), spec.once(req))  # noqa: B009 - every model carries the account's uin
+    if not rt.once.holds(key, task_id):
+        return None  # killed before it held the claim, or while it waited for another's: that one's outcome stands
     return key, {"status": int(reply.status), "message": reply.message, "result": reply.result.model_dump()}
 
 

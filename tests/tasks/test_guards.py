@@ -72,3 +72,14 @@ def test_a_claim_handed_over_is_taken_by_the_tasks_later_executions_alone(store_
     outcome = {"status": 0, "message": "", "result": {"field": "wxid_new"}}
     Ledger(store_redis, get_settings()).answer("t1", Answer(outcome=(key, outcome)))
     assert once.claim(key, "t2:b", wait_s=0.1) == outcome
+
+
+def test_a_claim_is_known_by_its_task(store_redis: redis.Redis) -> None:
+    # What the hard time limit asks before it keeps a killed task's outcome. Task ids may hold colons, and a request's
+    # strings lone surrogates (valid JSON).
+    once = Once(store_redis, lease_s=30, window_s=60)
+    key = once.key("addContact", "1", ("\ud800",))
+    assert not once.holds(key, "ID:h:1:1:2")
+    assert once.claim(key, "ID:h:1:1:2:aaaa", wait_s=0.1) == Claimed()
+    assert once.holds(key, "ID:h:1:1:2")
+    assert not once.holds(key, "ID:h:1:1")

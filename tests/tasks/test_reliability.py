@@ -270,7 +270,13 @@ def test_a_task_killed_at_its_hard_time_limit_is_answered_and_dead_lettered(stac
     )
     assert "hard time limit" in reply["reply"]["message"]
     assert again["status"] == 504 and "hard time limit" in again["message"]
-    assert stack.sim.verify_log() == []
+    # The kill stops the call in the worker; the Gewechat server, asked over HTTP, finishes it on its own, after the
+    # latency. Either way the second click asked nothing.
+    sent_by_the_killed = 1 if GEWE else 0
+    deadline = time.monotonic() + 10
+    while len(stack.sim.verify_log()) < sent_by_the_killed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(stack.sim.verify_log()) == sent_by_the_killed
     assert (letter["task"], letter["queue"], letter["request"], letter["status"]) == (
         "contactq.searchContact",
         "queue.searchContact_1_1",
