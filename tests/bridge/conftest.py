@@ -80,6 +80,7 @@ class Stomp(stomp.ConnectionListener):  # type: ignore[misc]
         self.conn.set_listener("test", self)
         self.conn.connect(wait=True)
         self.inbox: dict[str, queue.Queue[tuple[dict[str, str], bytes]]] = {}
+        self.receipts: queue.Queue[str] = queue.Queue()
         self._lock = threading.Lock()
 
     def on_message(self, frame: Any) -> None:
@@ -87,10 +88,16 @@ class Stomp(stomp.ConnectionListener):  # type: ignore[misc]
             box = self.inbox.setdefault(frame.headers["subscription"], queue.Queue())
         box.put((dict(frame.headers), frame.body))
 
+    def on_receipt(self, frame: Any) -> None:
+        self.receipts.put(frame.headers["receipt-id"])
+
     def listen(self, destination: str) -> None:
+        """Subscribe, and return once ActiveMQ confirms it: a topic's messages published from then on arrive."""
         with self._lock:
             self.inbox.setdefault(destination, queue.Queue())
-        self.conn.subscribe(destination, id=destination, ack="auto")
+        receipt = uuid.uuid4().hex
+        self.conn.subscribe(destination, id=destination, ack="auto", headers={"receipt": receipt})
+        assert self.receipts.get(timeout=20) == receipt
 
     def send(self, destination: str, body: str | bytes, **headers: str) -> str:
         """Send as a TextMessage (or as what the headers make it); returns the `test-marker` header it carries."""

@@ -76,11 +76,13 @@ def test_sync_shows_progress(stack: Stack, bridge: BridgeProcess) -> None:
 
 def test_watch_prints_events_with_their_records(stack: Stack, bridge: BridgeProcess) -> None:
     outcome: list[Result] = []
-    watcher = threading.Thread(target=lambda: outcome.append(run("watch", "--count", "1")))
+    watcher = threading.Thread(target=lambda: outcome.append(run("watch", "--count", "1")), daemon=True)
     watcher.start()
-    time.sleep(1.5)  # its queue is bound before the event is published
-    stack.call("getContact", {"adminUserId": 18, "uin": A["uin"], "userName": "wxid_8fseov8qf5di22"})
-    watcher.join(timeout=30)
+    # An event a second until the watcher has one: those published before its queue was bound reach nobody.
+    deadline = time.monotonic() + 30
+    while watcher.is_alive() and time.monotonic() < deadline:
+        stack.call("getContact", {"adminUserId": 18, "uin": A["uin"], "userName": "wxid_8fseov8qf5di22"})
+        watcher.join(timeout=1)
     [result] = outcome
     assert result.exit_code == 0
     assert "topic.modcontact" in result.output and '"field": "wxid_8fseov8qf5di22"' in result.output

@@ -51,11 +51,11 @@ def test_not_finished_is_taken_again_by_its_consumer(store_redis: redis.Redis) -
 
 
 def test_a_gone_bridges_replies_go_to_another_after_the_idle_time(store_redis: redis.Redis) -> None:
-    stream = RepliesStream(store_redis, KEY, orphan_idle_s=0.2)
+    stream = RepliesStream(store_redis, KEY, orphan_idle_s=2)
     add(store_redis, reply(1))
     assert ids(stream.take("gone", count=10, block_ms=100)) == ["ID:1"]
     assert stream.take("alive", count=10, block_ms=100, again=True) == []  # not idle long enough yet
-    time.sleep(0.3)
+    time.sleep(2.2)
     [claimed] = stream.take("alive", count=10, block_ms=100, again=True)
     assert claimed.reply == reply(1)
     stream.done([claimed.id])

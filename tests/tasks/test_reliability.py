@@ -222,7 +222,7 @@ def test_two_copies_of_one_task_running_at_once_answer_once(stack: Stack) -> Non
     task_id = str(uuid.uuid4())
     tickets = f"{stack.settings.sim_prefix}ticket:*"
     issued = set(stack.r.scan_iter(match=tickets))
-    stack.sim.set_faults(latency_ms=500)  # after the search's ticket: both copies are under way before either answers
+    stack.sim.set_faults(latency_ms=2000)  # after the search's ticket: both copies are under way before either answers
     try:
         copies = [stack.submit("searchContact", request, task_id=task_id) for _ in range(2)]
         result = copies[0].get(timeout=20)
