@@ -24,8 +24,10 @@ broker_channel_error_retry = True
 
 def _transport_options() -> dict[str, _Any]:
     if not broker_url.startswith(("redis://", "rediss://")):
-        # RabbitMQ gives a dead worker's messages back as soon as its connection closes: nothing to tune.
-        return {}
+        # RabbitMQ gives a dead worker's messages back as soon as its connection closes. A publish (a task the bridge
+        # then acknowledges to ActiveMQ, an event) returns once RabbitMQ confirms it has the message: unconfirmed, one
+        # still on its way when RabbitMQ dies would be lost without a word.
+        return {"confirm_publish": True}
     # Redis: a message a dead worker held comes back after visibility_timeout; the sweep that restores it runs
     # every unacked_restore_interval (throttle 1: every run scans). No task may outlive the timeout.
     return {

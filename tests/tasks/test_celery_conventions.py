@@ -11,10 +11,13 @@ import time
 import uuid
 from pathlib import Path
 
+import amqp
+import pytest
 import redis
 
 from tasks import app
 from tasks.queues import OPERATIONS, PUSHED_CHANGE
+from tests.brokers import BROKER
 from tests.stack import ACCOUNT_A, ROOT, Stack, Worker, caller_app
 
 A = ACCOUNT_A
@@ -98,3 +101,11 @@ def test_routing_a_request_builds_no_wechat_client(stack: Stack) -> None:
         watch.terminate()
         watch.wait(timeout=10)
     assert list(redis.Redis.from_url(stack.settings.sim_url).scan_iter(match=f"{prefix}*")) == []
+
+
+@pytest.mark.skipif(BROKER != "rabbitmq", reason="Redis has no publisher confirms: a command returns once it is done")
+def test_a_publish_to_rabbitmq_returns_once_rabbitmq_has_it() -> None:
+    # RabbitMQ's answer to a publish comes back to the publisher: here a refusal (no such exchange), which an
+    # unconfirmed publish would not wait for, returning before RabbitMQ has seen the message.
+    with app.connection_for_write() as conn, pytest.raises(amqp.exceptions.NotFound):
+        conn.Producer().publish({}, exchange="contactq.no-such-exchange", routing_key="x", retry=False)
