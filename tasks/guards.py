@@ -126,7 +126,7 @@ class Once:
         lost is worse than one sent again. An earlier execution that still renews its lease after that is alive and
         will answer: CopyRunning. A claim handed over (`hand_over`) waits for its task alone, however long.
         """
-        task_id = execution.rsplit(":", 1)[0]
+        task_id = _task_of(execution)
         start = time.monotonic()
         while True:
             with redis_errors("idempotency keys"):
@@ -136,8 +136,7 @@ class Once:
             if not str(found).startswith("pending:"):
                 outcome: dict[str, Any] = json.loads(found)
                 return outcome
-            holder = str(found).removeprefix("pending:")
-            holder_task = holder.rsplit(":", 1)[0]
+            holder_task = _task_of(str(found).removeprefix("pending:"))
             if holder_task == task_id and time.monotonic() - start >= self.lease_s + 1:
                 raise CopyRunning(f"task {task_id} is still being run by another copy")  # its lease is renewed
             if holder_task != task_id and time.monotonic() - start >= wait_s:
@@ -170,7 +169,7 @@ class Once:
         """Whether an execution of the task holds the claim now."""
         with redis_errors("idempotency keys"):
             found = str(self.r.get(key) or "")
-        return found.startswith("pending:") and found.removeprefix("pending:").rsplit(":", 1)[0] == task_id
+        return found.startswith("pending:") and _task_of(found.removeprefix("pending:")) == task_id
 
     def release(self, key: str, execution: str) -> None:
         """Forget a claim whose request failed, so that it may be tried again."""
@@ -181,9 +180,8 @@ class Once:
         """Pass the claim of an execution that changed something in WeChat (a friend request sent, one accepted) and
         then failed on to its task's retry: no copy with another task id may send it again meanwhile, even should the
         retry's worker die, and the retry need not wait out a lease."""
-        task_id = execution.rsplit(":", 1)[0]
         with redis_errors("idempotency keys"):
-            self._hand_over(keys=[key, _heir(key)], args=[execution, task_id, self.window_s])
+            self._hand_over(keys=[key, _heir(key)], args=[execution, _task_of(execution), self.window_s])
 
 
 @dataclass(frozen=True)
@@ -195,3 +193,8 @@ class Claimed:
 
 def _heir(key: str) -> str:
     return f"{key}:heir"
+
+
+def _task_of(execution: str) -> str:
+    """The task id of `{task id}:{token}`: everything before the last colon (ActiveMQ's message ids hold colons)."""
+    return execution.rsplit(":", 1)[0]

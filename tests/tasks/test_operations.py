@@ -23,6 +23,19 @@ def a(**fields: Any) -> dict[str, Any]:
     return {"adminUserId": 18, "uin": A["uin"], **fields}
 
 
+def room_add(**fields: Any) -> dict[str, Any]:
+    """An addChatRoomContact request from A to 杨过, met in ROOM; `fields` replace its own."""
+    return {
+        "loginer": 18,
+        "uin": A["uin"],
+        "userName": YANG,
+        "chatRoomName": ROOM,
+        "verify": "hi",
+        "queueName": "q",
+        **fields,
+    }
+
+
 def event(kind: str, field: str, account: dict[str, Any] = A) -> tuple[str, dict[str, Any]]:
     mq = {"getcontact": 7, "modcontact": 3, "modifycontact": 3, "delcontact": 4, "chatroommember": 5}[kind]
     payload = {
@@ -322,22 +335,13 @@ def test_add_chatroom_contact_awaits_the_acceptance_before_sending(stack: Stack)
     with stack.r.monitor() as monitor:
         watcher = threading.Thread(target=watch, args=(monitor,), daemon=True)
         watcher.start()
-        request = {
-            "loginer": 18,
-            "uin": A["uin"],
-            "userName": YANG,
-            "chatRoomName": ROOM,
-            "verify": "hi",
-            "queueName": "q",
-        }
-        assert stack.call("addChatRoomContact", request)["status"] == 0
+        assert stack.call("addChatRoomContact", room_add())["status"] == 0
         watcher.join(timeout=10)
     assert seen == ["SADD", "RPUSH"]
 
 
 def test_add_chatroom_contact_refused_is_not_awaited(stack: Stack) -> None:
-    request = {"loginer": 18, "uin": A["uin"], "userName": "wxid_u1i2o3p4a5s6d7", "chatRoomName": ROOM, "verify": "hi"}
-    assert stack.call("addChatRoomContact", request | {"queueName": "q"})["status"] == 404
+    assert stack.call("addChatRoomContact", room_add(userName="wxid_u1i2o3p4a5s6d7"))["status"] == 404
     assert not stack.store.awaited(A["uin"], "wxid_u1i2o3p4a5s6d7")
 
 
@@ -345,9 +349,9 @@ def test_add_chatroom_contact_refused_leaves_an_earlier_request_awaited(stack: S
     """小龙女 accepts by hand, later: a second request to her that WeChat refuses (she is not in that chatroom) must
     not make her acceptance of the first a plain change."""
     xiaolongnv = "wxid_a9s8d7f6g5h4j3"
-    request = {"loginer": 18, "uin": A["uin"], "userName": xiaolongnv, "verify": "hi", "queueName": "q"}
-    assert stack.call("addChatRoomContact", request | {"chatRoomName": ROOM})["status"] == 0
-    assert stack.call("addChatRoomContact", request | {"chatRoomName": "20971512345@chatroom"})["status"] == 404
+    assert stack.call("addChatRoomContact", room_add(userName=xiaolongnv))["status"] == 0
+    refused = room_add(userName=xiaolongnv, chatRoomName="20971512345@chatroom")
+    assert stack.call("addChatRoomContact", refused)["status"] == 404
     assert stack.store.awaited(A["uin"], xiaolongnv)
 
 
@@ -360,15 +364,7 @@ def test_add_chatroom_contact_refused_leaves_an_earlier_request_awaited(stack: S
     ],
 )
 def test_add_chatroom_contact_failures(stack: Stack, fields: dict[str, Any], status: int, message: str) -> None:
-    request = {
-        "loginer": 18,
-        "uin": A["uin"],
-        "userName": YANG,
-        "chatRoomName": ROOM,
-        "verify": "hi",
-        "queueName": "q",
-    } | fields
-    reply = stack.call("addChatRoomContact", request)
+    reply = stack.call("addChatRoomContact", room_add(**fields))
     assert reply["status"] == status and message in reply["message"]
 
 
