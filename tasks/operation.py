@@ -92,10 +92,12 @@ class Call:
         self.rt.outbox.publish_events([self.announcement(kind, f) for f in names for kind in kinds])
 
     def refresh(self, usernames: Sequence[str]) -> list[dict[str, Any]]:
-        """Fetch contacts (and chatrooms) from WeChat and store them; returns the stored records."""
+        """Fetch contacts (and chatrooms) from WeChat and store them, unless another task stored a later read of one
+        meanwhile; returns the records read."""
+        read_at_us = self.store.now_us()
         raws = self.client.contact_details(self.session.uin, usernames)
         records = [contact_record(raw, self.session.wxid) for raw in raws]
-        self.store.put_contacts(self.session.uin, self.session.wxid, records)
+        self.store.put_contacts(self.session.uin, self.session.wxid, records, read_at_us)
         return records
 
     def refresh_members(self, chatroom: str) -> None:

@@ -58,6 +58,6 @@ def pushed_change(call: Call, change: PushedChange) -> Handled:
             if call.settings.emit_modchatroommember:  # the seed's reserved topic, when a deployment wants it
                 call.announce("modchatroommember", [change.username])
             return Handled(field=change.username, change="chatroom")
-    call.store.remove(uin, wxid, [change.username])
+    call.store.remove(uin, wxid, [change.username], call.store.now_us())
     call.announce("delcontact", [change.username])
     return Handled(field=change.username, change="deleted")

@@ -1,6 +1,8 @@
 """The contact store the Java side reads, and the registry of which child hosts which account.
 
 `{uin}:wechatContact:{account wxid}`   HASH contact wxid (or `…@chatroom`) -> contact record JSON
+`contactq:read:{uin}:{account wxid}`   HASH contact wxid -> when the stored record (or its removal) was read from
+                                       WeChat, µs of Redis's clock: an older read never overwrites it
 `{uin}:chatroomMember:{chatroom id}`   HASH member wxid -> member record JSON
 `contactq:account:{uin}`               HASH uin, wxid, server_id, child_id, loginer
 `{uin}:wechatFriendRequest:{wxid}`     HASH sender wxid -> the received friend request's `<msg>` XML, until accepted
@@ -20,6 +22,47 @@ from protocol.client import Session
 
 BATCH = 500
 
+# Writes the records (ARGV[2..]: name, record, ...) read from WeChat at ARGV[1], but not over one read later (a sync's
+# page read before a remark was set and written after it): those names are returned, left as they are.
+# KEYS: the contacts, their read times.
+_PUT = """
+local names = {}
+for i = 2, #ARGV, 2 do names[#names + 1] = ARGV[i] end
+local read = redis.call('HMGET', KEYS[2], unpack(names))
+local at = tonumber(ARGV[1])
+local records, stamps, newer = {}, {}, {}
+for j, name in ipairs(names) do
+  if read[j] and tonumber(read[j]) > at then
+    newer[#newer + 1] = name
+  else
+    records[#records + 1] = name
+    records[#records + 1] = ARGV[2 * j + 1]
+    stamps[#stamps + 1] = name
+    stamps[#stamps + 1] = ARGV[1]
+  end
+end
+if #records > 0 then
+  redis.call('HSET', KEYS[1], unpack(records))
+  redis.call('HSET', KEYS[2], unpack(stamps))
+end
+return newer
+"""
+
+# Removes the contacts ARGV[2..] known gone at ARGV[1], but not one read since (a friend added again meanwhile); the
+# time stays as the removal's, so that a read from before it does not bring the contact back. A chatroom's members go
+# with it. KEYS: the contacts, their read times, then each name's members key.
+_REMOVE = """
+local at = tonumber(ARGV[1])
+local read = redis.call('HMGET', KEYS[2], unpack(ARGV, 2))
+for j = 2, #ARGV do
+  if not (read[j - 1] and tonumber(read[j - 1]) > at) then
+    redis.call('HDEL', KEYS[1], ARGV[j])
+    redis.call('HSET', KEYS[2], ARGV[j], ARGV[1])
+    if string.sub(ARGV[j], -9) == '@chatroom' then redis.call('DEL', KEYS[j + 1]) end
+  end
+end
+"""
+
 
 def contact_key(uin: str, account_wxid: str) -> str:
     return f"{uin}:wechatContact:{account_wxid}"
@@ -33,6 +76,10 @@ def requests_key(uin: str, account_wxid: str) -> str:
     return f"{uin}:wechatFriendRequest:{account_wxid}"
 
 
+def read_at_key(uin: str, account_wxid: str) -> str:
+    return f"contactq:read:{uin}:{account_wxid}"
+
+
 def awaiting_key(uin: str, username: str) -> str:
     return f"contactq:awaited:{uin}:{username}"
 
@@ -44,15 +91,25 @@ def _dumps(record: dict[str, Any]) -> str:
 class ContactStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
+        self._put = client.register_script(_PUT)
+        self._remove = client.register_script(_REMOVE)
 
-    def put_contacts(self, uin: str, account_wxid: str, records: Sequence[dict[str, Any]]) -> None:
-        """Store records keyed by `UserName`, in pipelined batches."""
-        key = contact_key(uin, account_wxid)
+    def now_us(self) -> int:
+        """Redis's clock, the one every worker shares: when a read from WeChat began."""
         with redis_errors("contact store"):
-            pipe = self.r.pipeline(transaction=False)
+            seconds, micros = self.r.time()
+        return int(seconds) * 1_000_000 + int(micros)
+
+    def put_contacts(self, uin: str, account_wxid: str, records: Sequence[dict[str, Any]], read_at_us: int) -> set[str]:
+        """Store records keyed by `UserName`, read from WeChat at `read_at_us` (`now_us()` before the read), in
+        batches; returns the names left as they were, since read later by another task."""
+        keys = [contact_key(uin, account_wxid), read_at_key(uin, account_wxid)]
+        newer: set[str] = set()
+        with redis_errors("contact store"):
             for start in range(0, len(records), BATCH):
-                pipe.hset(key, mapping={r["UserName"]: _dumps(r) for r in records[start : start + BATCH]})
-            pipe.execute()
+                fields = [x for r in records[start : start + BATCH] for x in (r["UserName"], _dumps(r))]
+                newer.update(self._put(keys=keys, args=[read_at_us, *fields]))
+        return newer
 
     def contact(self, uin: str, account_wxid: str, username: str) -> dict[str, Any] | None:
         with redis_errors("contact store"):
@@ -63,17 +120,14 @@ class ContactStore:
         with redis_errors("contact store"):
             return set(self.r.hkeys(contact_key(uin, account_wxid)))
 
-    def remove(self, uin: str, account_wxid: str, usernames: Iterable[str]) -> None:
+    def remove(self, uin: str, account_wxid: str, usernames: Iterable[str], known_at_us: int) -> None:
+        """Remove contacts known gone at `known_at_us` (`now_us()` before WeChat said so), in batches."""
         names = list(usernames)
-        if not names:
-            return
+        keys = [contact_key(uin, account_wxid), read_at_key(uin, account_wxid)]
         with redis_errors("contact store"):
-            pipe = self.r.pipeline(transaction=False)
-            pipe.hdel(contact_key(uin, account_wxid), *names)
-            for name in names:
-                if name.endswith("@chatroom"):
-                    pipe.delete(members_key(uin, name))
-            pipe.execute()
+            for start in range(0, len(names), BATCH):
+                batch = names[start : start + BATCH]
+                self._remove(keys=keys + [members_key(uin, n) for n in batch], args=[known_at_us, *batch])
 
     def put_members(self, uin: str, chatroom: str, members: Sequence[dict[str, Any]]) -> None:
         """Replace the stored members of a chatroom, atomically."""

@@ -28,6 +28,7 @@ def sync_contact(call: Call, req: SyncContact) -> Synced:
 
 def full_sync(call: Call) -> Synced:
     uin, wxid = call.session.uin, call.session.wxid
+    started_us = call.store.now_us()  # a contact gone from the lists read since then is gone since then
     before = call.store.usernames(uin, wxid)
     seen: set[str] = set()
     contacts = chatrooms = pages = 0
@@ -54,6 +55,6 @@ def full_sync(call: Call) -> Synced:
             break
         seq = page.next_seq
     gone = sorted(before - seen)
-    call.store.remove(uin, wxid, gone)
+    call.store.remove(uin, wxid, gone, started_us)
     call.announce("delcontact", gone)
     return Synced(contacts=contacts, chatrooms=chatrooms, removed=len(gone))

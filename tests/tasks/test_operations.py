@@ -372,7 +372,7 @@ def test_add_chatroom_contact_failures(stack: Stack, fields: dict[str, Any], sta
 
 
 def test_sync_contact_stores_everything_and_removes_what_is_gone(stack: Stack) -> None:
-    stack.store.put_contacts(A["uin"], A["wxid"], [{"UserName": "wxid_long_gone"}])
+    stack.store.put_contacts(A["uin"], A["wxid"], [{"UserName": "wxid_long_gone"}], stack.store.now_us())
     reply = stack.call("syncContact", {"loginer": 18, "uin": A["uin"]})
     assert (reply["status"], reply["contacts"], reply["chatrooms"], reply["removed"]) == (0, 16, 2, 1)
     stored = stack.store.usernames(A["uin"], A["wxid"])
