@@ -42,6 +42,8 @@ def add_new(call: Call, req: AddNew) -> Accepted:
         ),
     )
     call.refresh([friend])
-    call.store.drop_friend_request(req.uin, call.session.wxid, friend)
+    call.store.accepted_friend_request(
+        req.uin, call.session.wxid, friend, req.verifyUserTicket, call.settings.dedupe_window_s
+    )
     call.announce("modcontact", [friend])
     return Accepted(field=friend)

@@ -15,7 +15,7 @@ from tasks.sync_contact import full_sync
 
 class Handled(Result):
     field: str = ""
-    change: Literal["", "modified", "accepted", "chatroom", "deleted", "login", "request"] = ""
+    change: Literal["", "modified", "accepted", "chatroom", "deleted", "login", "request", "accepted already"] = ""
     contacts: int = 0  # after a login: the contacts its sync stored
 
 
@@ -28,7 +28,8 @@ def pushed_change(call: Call, change: PushedChange) -> Handled:
     uin, wxid = call.session.uin, call.session.wxid
     if change.kind == "request":
         request = parse_friend_request(change.content)  # refused (and dead-lettered) unless the XML is safe
-        call.store.put_friend_request(uin, wxid, request.fromusername, change.content)
+        if not call.store.put_friend_request(uin, wxid, request.fromusername, request.ticket, change.content):
+            return Handled(field=request.fromusername, change="accepted already")
         return Handled(field=request.fromusername, change="request")
     if change.kind == "login":
         # The seed's login initialisation: the account's contacts, each announced on topic.getcontact.

@@ -7,10 +7,13 @@
 `contactq:account:{uin}`               HASH uin, wxid, server_id, child_id, loginer
 `{uin}:wechatFriendRequest:{wxid}`     HASH sender wxid -> the received friend request's `<msg>` XML, until accepted
 `contactq:awaited:{uin}:{wxid}`        SET the addChatRoomContact requests sent to a chatroom member, until they accept
+`contactq:accepted:{uin}:{digest}`     STRING a received friend request's ticket (v2) that addNew used: its push, come
+                                       late or again, is not kept as waiting
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -64,6 +67,14 @@ end
 """
 
 
+# Keeps a received friend request (KEYS[1] field ARGV[1], the XML ARGV[2]) unless addNew used its ticket (KEYS[2]).
+_PUT_FRIEND_REQUEST = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
 def contact_key(uin: str, account_wxid: str) -> str:
     return f"{uin}:wechatContact:{account_wxid}"
 
@@ -80,6 +91,11 @@ def read_at_key(uin: str, account_wxid: str) -> str:
     return f"contactq:read:{uin}:{account_wxid}"
 
 
+def accepted_key(uin: str, ticket: str) -> str:
+    # surrogatepass: a ticket is a request's string, which may hold lone surrogates (valid JSON).
+    return f"contactq:accepted:{uin}:{hashlib.sha256(ticket.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}"
+
+
 def awaiting_key(uin: str, username: str) -> str:
     return f"contactq:awaited:{uin}:{username}"
 
@@ -93,6 +109,7 @@ class ContactStore:
         self.r = client
         self._put = client.register_script(_PUT)
         self._remove = client.register_script(_REMOVE)
+        self._put_friend_request = client.register_script(_PUT_FRIEND_REQUEST)
 
     def now_us(self) -> int:
         """Redis's clock, the one every worker shares: when a read from WeChat began."""
@@ -163,18 +180,24 @@ class ContactStore:
         with redis_errors("contact store"):
             self.r.delete(awaiting_key(uin, username))
 
-    def put_friend_request(self, uin: str, account_wxid: str, sender: str, xml: str) -> None:
-        """A friend request the account received, kept as WeChat delivered it for the platform to answer (addNew)."""
+    def put_friend_request(self, uin: str, account_wxid: str, sender: str, ticket: str, xml: str) -> bool:
+        """A friend request the account received, kept as WeChat delivered it for the platform to answer (addNew);
+        False when addNew already used its ticket (its push came late, or again)."""
+        keys = [requests_key(uin, account_wxid), accepted_key(uin, ticket)]
         with redis_errors("contact store"):
-            self.r.hset(requests_key(uin, account_wxid), sender, xml)
+            return bool(self._put_friend_request(keys=keys, args=[sender, xml]))
 
     def friend_requests(self, uin: str, account_wxid: str) -> dict[str, str]:
         with redis_errors("contact store"):
             return dict(self.r.hgetall(requests_key(uin, account_wxid)))
 
-    def drop_friend_request(self, uin: str, account_wxid: str, sender: str) -> None:
+    def accepted_friend_request(self, uin: str, account_wxid: str, sender: str, ticket: str, window_s: int) -> None:
+        """addNew used the ticket: the request no longer waits, and its push, should it come after, is not kept."""
         with redis_errors("contact store"):
-            self.r.hdel(requests_key(uin, account_wxid), sender)
+            pipe = self.r.pipeline()
+            pipe.set(accepted_key(uin, ticket), 1, ex=window_s)
+            pipe.hdel(requests_key(uin, account_wxid), sender)
+            pipe.execute()
 
     def members(self, uin: str, chatroom: str) -> dict[str, dict[str, Any]]:
         with redis_errors("contact store"):

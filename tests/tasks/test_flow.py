@@ -77,6 +77,11 @@ def test_a_received_friend_request_is_kept_until_accepted(stack: Stack) -> None:
     accepted = stack.call("addNew", {"loginer": 18, "uin": B["uin"], **request.add_new_fields()}, child=2)
     assert accepted["status"] == 0
     assert stack.store.friend_requests(B["uin"], B["wxid"]) == {}
+    # The request's push, come again (or late, should the platform have learnt of it another way), waits no more.
+    again = {"id": "1-1", "uin": B["uin"], "child_id": 2, "kind": "request", "username": A["wxid"]}
+    handled = stack.call("pushedChange", {**again, "content": kept[A["wxid"]]}, child=2)
+    assert handled["change"] == "accepted already"
+    assert stack.store.friend_requests(B["uin"], B["wxid"]) == {}
     if GEWE:
         # The new friend's callback is posted by the server's own thread, maybe after the addNew's answer.
         deadline = time.monotonic() + 15
