@@ -167,11 +167,11 @@ class Bridge:
     def refuse(self, headers: dict[str, str], body: bytes, refused: Refused) -> None:
         """The message as it came, to the DLQ with the reason; and an error reply where a reply queue is known.
 
-        The reply is the message's answer, written once: a message delivered again after it was answered (its link
-        dropped before the ACK) was dead-lettered too, and is only acknowledged; so is one whose task was sent on an
-        earlier delivery (refused now because its account went offline meanwhile): that task answers. One that names
-        no reply queue, or comes again before its answer was written, is dead-lettered again: a dead letter is never
-        lost for want of a Redis write."""
+        The answer (with its reply, if any) is written once, after the dead letter: a message delivered again after
+        it was answered (its link dropped before the ACK) was dead-lettered too, and is only acknowledged; so is one
+        whose task was sent on an earlier delivery (refused now because its account went offline meanwhile): that
+        task answers. One that comes again before its answer was written is dead-lettered again: a dead letter is
+        never lost for want of a Redis write."""
         message_id = headers.get("message-id") or f"unnamed:{uuid.uuid4()}"  # ActiveMQ names every message
         if self.inbound.ledger.taken(message_id):
             return
@@ -183,6 +183,4 @@ class Bridge:
         self.out.send(f"/queue/{self.settings.bridge_deadletter_queue}", body, out_headers)
         self.counters.add_or_log("dead_lettered", "bridge")  # not a reason to take the message again
         reply = refused.reply()
-        outbound = None if reply is None else reply.outbound(message_id)
-        if outbound is not None:
-            self.inbound.ledger.answer(message_id, Answer(reply=outbound))
+        self.inbound.ledger.answer(message_id, Answer(reply=None if reply is None else reply.outbound(message_id)))

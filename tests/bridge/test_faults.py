@@ -208,7 +208,7 @@ def test_a_refused_message_delivered_again_is_answered_and_dead_lettered_once(
     """A message whose link dropped after its answer and before its ACK comes again under the same message id;
     ActiveMQ cannot be made to drop it there, so the bridge is handed the deliveries. A refused message is answered
     and dead-lettered once; the copy of an accepted one, refused because its account went offline meanwhile, is left
-    to the task that was sent for it."""
+    to the task that was sent for it. One that cannot be answered (no reply queue) is dead-lettered once too."""
     suffix = uuid.uuid4().hex[:8]
     settings = stack.settings.model_copy(
         update={"bridge_deadletter_queue": f"test.dlq.{suffix}", "replies_outbox": f"test.replies.{suffix}"}
@@ -223,6 +223,8 @@ def test_a_refused_message_delivered_again_is_answered_and_dead_lettered_once(
     destination = "/queue/queue.searchContact_1_1"
     invalid = {"message-id": f"ID:refused-{suffix}:1:1:1:1", "destination": destination}
     invalid_body = json.dumps(search("queue.reply.refused", userName="")).encode()
+    unanswerable = {"message-id": f"ID:unanswerable-{suffix}:1:1:1:1", "destination": destination}
+    unanswerable_body = b"not JSON, so no reply queue to answer on"
     by_server = "/queue/queue.searchContact_1"  # the bridge finds the account's child in the registry
     valid = {"message-id": f"ID:accepted-{suffix}:1:1:1:1", "destination": by_server}
     valid_body = json.dumps(search("queue.reply.refused")).encode()
@@ -232,27 +234,31 @@ def test_a_refused_message_delivered_again_is_answered_and_dead_lettered_once(
         assert isinstance(refused, Refused)
         for _ in range(2):
             bridge.refuse(invalid, invalid_body, refused)
+        unanswered = bridge.inbound.handle(destination, unanswerable, unanswerable_body)
+        assert isinstance(unanswered, Refused) and unanswered.reply() is None
+        for _ in range(2):
+            bridge.refuse(unanswerable, unanswerable_body, unanswered)
         assert isinstance(bridge.inbound.handle(by_server, valid, valid_body), Accepted)  # its task is sent
         stack.r.delete(f"contactq:account:{A['uin']}")  # the account went offline before the copy came
         copy = bridge.inbound.handle(by_server, valid, valid_body)
         assert isinstance(copy, Refused) and copy.status == 503
         bridge.refuse(valid, valid_body, copy)
-        [(dead_headers, _)] = client.take(dlq)
+        dead = client.take(dlq, count=2)
         with pytest.raises(AssertionError):
             client.take(dlq, timeout_s=2)
     finally:
         stop.set()
         link.join(timeout=20)
         client.close()
-    assert dead_headers["contactq-original-message-id"] == invalid["message-id"]
+    assert [h["contactq-original-message-id"] for h, _ in dead] == [invalid["message-id"], unanswerable["message-id"]]
     replies = RepliesTap(stack.r, settings.replies_outbox).take()
     assert [(r["correlationId"], r["reply"]["status"]) for _, r in replies] == [(invalid["message-id"], 400)]
     record(
         Figures(
-            "refused message delivered again; a copy of an accepted one refused",
-            sent=3,
+            "refused messages delivered again (one with no reply queue); a copy of an accepted one refused",
+            sent=5,
             replies=len(replies),
-            dead_letters=1,
+            dead_letters=len(dead),
         )
     )
 
