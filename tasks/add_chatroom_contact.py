@@ -34,11 +34,9 @@ def add_chatroom_contact(call: Call, req: AddChatRoomContact) -> Result:
 
 def _send(call: Call, req: AddChatRoomContact) -> str:
     """The request, awaited before it goes out: a member who accepts at once is pushed back, and may be handled by
-    another worker, before this task goes on. Not for a member already stored as a friend: WeChat pushes nothing
-    then, and the entry would make the friend's next change an acceptance."""
+    another worker, before this task goes on."""
     request_id = str(call.task.request.id)
-    if call.store.contact(req.uin, call.session.wxid, req.userName) is None:
-        call.store.await_acceptance(req.uin, req.userName, request_id, call.settings.awaiting_acceptance_s)
+    call.store.await_acceptance(req.uin, req.userName, request_id, call.settings.awaiting_acceptance_s)
     try:
         return call.client.verify_user(
             req.uin, Opcode.ADD, req.userName, "", req.verify, Scene.CHATROOM, req.chatRoomName

@@ -355,17 +355,6 @@ def test_add_chatroom_contact_refused_leaves_an_earlier_request_awaited(stack: S
     assert stack.store.awaited(A["uin"], xiaolongnv)
 
 
-def test_add_chatroom_contact_to_a_friend_awaits_no_acceptance(stack: Stack) -> None:
-    """淑萍 is already A's friend: WeChat takes the request and pushes nothing. Were it awaited, her next change, for
-    the 14 days an entry lasts, would be announced as her accepting it."""
-    assert stack.call("getContact", a(userName=NICOLE))["status"] == 0  # stored: A's friend, as far as A knows
-    assert stack.call("addChatRoomContact", room_add(userName=NICOLE))["status"] == 0
-    assert not stack.store.awaited(A["uin"], NICOLE)
-    stack.events.wait(lambda got: len(got) >= 3)  # getContact's event, and the request's two
-    stack.sim.rename(NICOLE, "淑萍2")
-    assert stack.events.wait(lambda got: len(got) >= 1) == [event("modcontact", NICOLE)]
-
-
 @pytest.mark.parametrize(
     ("fields", "status", "message"),
     [
