@@ -1,7 +1,8 @@
 """syncContact of an account with 10,000 contacts: the whole task against a raw baseline, in the same run.
 
 Ours: apply_async of syncContact to a real worker, until its result is back (paging through the simulated WeChat,
-building records with pinyin, pipelined HSET, one event per contact through kombu, progress states, removal check).
+building records with pinyin, each batch written over earlier reads only, one event per contact through kombu,
+progress states, removal check).
 Raw: the same 10,000 records written with pipelined HSET, and the same 10,000 events published with kombu directly.
 Then, with ActiveMQ and a bridge: the same sync until a STOMP subscriber of topic.getcontact has every event, counting
 events lost and doubled.

@@ -92,18 +92,19 @@ class Call:
         self.rt.outbox.publish_events([self.announcement(kind, f) for f in names for kind in kinds])
 
     def refresh(self, usernames: Sequence[str]) -> list[dict[str, Any]]:
-        """Fetch contacts (and chatrooms) from WeChat and store them, unless another task stored a later read of one
-        meanwhile; returns the records read."""
-        read_at_us = self.store.now_us()
+        """Fetch contacts (and chatrooms) from WeChat and store them, each over an earlier read only; returns the
+        records read, but for those a later read found gone."""
+        read = self.store.read_clock()
         raws = self.client.contact_details(self.session.uin, usernames)
         records = [contact_record(raw, self.session.wxid) for raw in raws]
-        self.store.put_contacts(self.session.uin, self.session.wxid, records, read_at_us)
-        return records
+        gone = self.store.put_contacts(self.session.uin, self.session.wxid, records, read)
+        return [r for r in records if r["UserName"] not in gone]
 
     def refresh_members(self, chatroom: str) -> None:
+        read = self.store.read_clock()
         members = self.client.chatroom_members(self.session.uin, chatroom)
         records = [member_record(m, chatroom, self.session.wxid) for m in members]
-        self.store.put_members(self.session.uin, chatroom, records)
+        self.store.put_members(self.session.uin, self.session.wxid, chatroom, records, read)
 
     def checkpoint(self, step: str, do: Callable[[], str]) -> str:
         """`do()` once per task: a retry after the step succeeded gets its result instead of doing it again."""

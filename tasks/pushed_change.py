@@ -36,6 +36,8 @@ def pushed_change(call: Call, change: PushedChange) -> Handled:
         call.rt.registry.register([call.session])
         synced = full_sync(call)
         return Handled(field=wxid, change="login", contacts=synced.contacts + synced.chatrooms)
+    # Before WeChat is asked: should the contact be found gone, a read that found it after this one still stands.
+    read = call.store.read_clock()
     if change.kind == "contact" and call.refresh([change.username]):
         if change.username.endswith("@chatroom"):
             call.announce("chatroommember", [change.username])
@@ -59,6 +61,7 @@ def pushed_change(call: Call, change: PushedChange) -> Handled:
             if call.settings.emit_modchatroommember:  # the seed's reserved topic, when a deployment wants it
                 call.announce("modchatroommember", [change.username])
             return Handled(field=change.username, change="chatroom")
-    call.store.remove(uin, wxid, [change.username], call.store.now_us())
+    if not call.store.remove(uin, wxid, [change.username], read):
+        return Handled(field=change.username)  # found again since: a friend added anew, or a chatroom rejoined
     call.announce("delcontact", [change.username])
     return Handled(field=change.username, change="deleted")

@@ -1,8 +1,10 @@
 """The contact store the Java side reads, and the registry of which child hosts which account.
 
 `{uin}:wechatContact:{account wxid}`   HASH contact wxid (or `…@chatroom`) -> contact record JSON
-`contactq:read:{uin}:{account wxid}`   HASH contact wxid -> when the stored record (or its removal) was read from
-                                       WeChat, µs of Redis's clock: an older read never overwrites it
+`contactq:read:{uin}:{account wxid}`   HASH contact wxid -> the read of WeChat the stored record came from, or that
+                                       found it gone (`{chatroom} members`: a member list's): an older read never
+                                       overwrites it
+`contactq:readclock`                   STRING the counter that orders reads of WeChat across every worker
 `{uin}:chatroomMember:{chatroom id}`   HASH member wxid -> member record JSON
 `contactq:account:{uin}`               HASH uin, wxid, server_id, child_id, loginer
 `{uin}:wechatFriendRequest:{wxid}`     HASH sender wxid -> the received friend request's `<msg>` XML, until accepted
@@ -25,45 +27,64 @@ from protocol.client import Session
 
 BATCH = 500
 
-# Writes the records (ARGV[2..]: name, record, ...) read from WeChat at ARGV[1], but not over one read later (a sync's
-# page read before a remark was set and written after it): those names are returned, left as they are.
-# KEYS: the contacts, their read times.
+# Writes the records (ARGV[2..]: name, record, ...) of read ARGV[1], but not over a later read (a sync's page read
+# before a remark was set, and written after it). Returns the names that a later read found gone: not written.
+# KEYS: the contacts, their reads.
 _PUT = """
 local names = {}
 for i = 2, #ARGV, 2 do names[#names + 1] = ARGV[i] end
 local read = redis.call('HMGET', KEYS[2], unpack(names))
 local at = tonumber(ARGV[1])
-local records, stamps, newer = {}, {}, {}
+local records, stamps, gone = {}, {}, {}
 for j, name in ipairs(names) do
-  if read[j] and tonumber(read[j]) > at then
-    newer[#newer + 1] = name
-  else
+  if not (read[j] and tonumber(read[j]) > at) then
     records[#records + 1] = name
     records[#records + 1] = ARGV[2 * j + 1]
     stamps[#stamps + 1] = name
     stamps[#stamps + 1] = ARGV[1]
+  elseif redis.call('HEXISTS', KEYS[1], name) == 0 then
+    gone[#gone + 1] = name
   end
 end
 if #records > 0 then
   redis.call('HSET', KEYS[1], unpack(records))
   redis.call('HSET', KEYS[2], unpack(stamps))
 end
-return newer
+return gone
 """
 
-# Removes the contacts ARGV[2..] known gone at ARGV[1], but not one read since (a friend added again meanwhile); the
-# time stays as the removal's, so that a read from before it does not bring the contact back. A chatroom's members go
-# with it. KEYS: the contacts, their read times, then each name's members key.
+# Removes the contacts ARGV[2..] found gone by read ARGV[1], but not one a later read found (a friend added again
+# meanwhile); the read stays as the removal's, so that an earlier one does not bring the contact back. A chatroom's
+# members go with it. Returns the names removed. KEYS: the contacts, their reads, then each name's members key.
 _REMOVE = """
 local at = tonumber(ARGV[1])
 local read = redis.call('HMGET', KEYS[2], unpack(ARGV, 2))
+local removed = {}
 for j = 2, #ARGV do
   if not (read[j - 1] and tonumber(read[j - 1]) > at) then
     redis.call('HDEL', KEYS[1], ARGV[j])
     redis.call('HSET', KEYS[2], ARGV[j], ARGV[1])
-    if string.sub(ARGV[j], -9) == '@chatroom' then redis.call('DEL', KEYS[j + 1]) end
+    if string.sub(ARGV[j], -9) == '@chatroom' then
+      redis.call('DEL', KEYS[j + 1])
+      redis.call('HDEL', KEYS[2], ARGV[j] .. ' members')
+    end
+    removed[#removed + 1] = ARGV[j]
   end
 end
+return removed
+"""
+
+# Replaces a chatroom's members (ARGV[3..]: name, record, ...) with those of read ARGV[1], unless a later read of its
+# members came first, or a later read found the chatroom (ARGV[2]) gone. KEYS: the members, the reads, the contacts.
+_PUT_MEMBERS = """
+local at = tonumber(ARGV[1])
+local room, list = unpack(redis.call('HMGET', KEYS[2], ARGV[2], ARGV[2] .. ' members'))
+if list and tonumber(list) > at then return 0 end
+if room and tonumber(room) > at and redis.call('HEXISTS', KEYS[3], ARGV[2]) == 0 then return 0 end
+redis.call('DEL', KEYS[1])
+if #ARGV > 2 then redis.call('HSET', KEYS[1], unpack(ARGV, 3)) end
+redis.call('HSET', KEYS[2], ARGV[2] .. ' members', ARGV[1])
+return 1
 """
 
 
@@ -87,8 +108,11 @@ def requests_key(uin: str, account_wxid: str) -> str:
     return f"{uin}:wechatFriendRequest:{account_wxid}"
 
 
-def read_at_key(uin: str, account_wxid: str) -> str:
+def reads_key(uin: str, account_wxid: str) -> str:
     return f"contactq:read:{uin}:{account_wxid}"
+
+
+READ_CLOCK = "contactq:readclock"
 
 
 def accepted_key(uin: str, ticket: str) -> str:
@@ -109,24 +133,25 @@ class ContactStore:
         self.r = client
         self._put = client.register_script(_PUT)
         self._remove = client.register_script(_REMOVE)
+        self._put_members = client.register_script(_PUT_MEMBERS)
         self._put_friend_request = client.register_script(_PUT_FRIEND_REQUEST)
 
-    def now_us(self) -> int:
-        """Redis's clock, the one every worker shares: when a read from WeChat began."""
+    def read_clock(self) -> int:
+        """The next read of WeChat, in an order every worker shares (a counter: no clock of any machine can step
+        back): taken before the read, and given with what it read."""
         with redis_errors("contact store"):
-            seconds, micros = self.r.time()
-        return int(seconds) * 1_000_000 + int(micros)
+            return int(self.r.incr(READ_CLOCK))
 
-    def put_contacts(self, uin: str, account_wxid: str, records: Sequence[dict[str, Any]], read_at_us: int) -> set[str]:
-        """Store records keyed by `UserName`, read from WeChat at `read_at_us` (`now_us()` before the read), in
-        batches; returns the names left as they were, since read later by another task."""
-        keys = [contact_key(uin, account_wxid), read_at_key(uin, account_wxid)]
-        newer: set[str] = set()
+    def put_contacts(self, uin: str, account_wxid: str, records: Sequence[dict[str, Any]], read: int) -> set[str]:
+        """Store records keyed by `UserName`, from `read` (`read_clock()`), in batches, each over an earlier read
+        only; returns the names a later read found gone, not stored."""
+        keys = [contact_key(uin, account_wxid), reads_key(uin, account_wxid)]
+        gone: set[str] = set()
         with redis_errors("contact store"):
             for start in range(0, len(records), BATCH):
                 fields = [x for r in records[start : start + BATCH] for x in (r["UserName"], _dumps(r))]
-                newer.update(self._put(keys=keys, args=[read_at_us, *fields]))
-        return newer
+                gone.update(self._put(keys=keys, args=[read, *fields]))
+        return gone
 
     def contact(self, uin: str, account_wxid: str, username: str) -> dict[str, Any] | None:
         with redis_errors("contact store"):
@@ -137,24 +162,26 @@ class ContactStore:
         with redis_errors("contact store"):
             return set(self.r.hkeys(contact_key(uin, account_wxid)))
 
-    def remove(self, uin: str, account_wxid: str, usernames: Iterable[str], known_at_us: int) -> None:
-        """Remove contacts known gone at `known_at_us` (`now_us()` before WeChat said so), in batches."""
+    def remove(self, uin: str, account_wxid: str, usernames: Iterable[str], read: int) -> list[str]:
+        """Remove contacts that `read` (`read_clock()`) found gone, in batches, unless a later read found them;
+        returns those removed."""
         names = list(usernames)
-        keys = [contact_key(uin, account_wxid), read_at_key(uin, account_wxid)]
+        keys = [contact_key(uin, account_wxid), reads_key(uin, account_wxid)]
+        removed: list[str] = []
         with redis_errors("contact store"):
             for start in range(0, len(names), BATCH):
                 batch = names[start : start + BATCH]
-                self._remove(keys=keys + [members_key(uin, n) for n in batch], args=[known_at_us, *batch])
+                removed += self._remove(keys=keys + [members_key(uin, n) for n in batch], args=[read, *batch])
+        return removed
 
-    def put_members(self, uin: str, chatroom: str, members: Sequence[dict[str, Any]]) -> None:
-        """Replace the stored members of a chatroom, atomically."""
-        key = members_key(uin, chatroom)
+    def put_members(
+        self, uin: str, account_wxid: str, chatroom: str, members: Sequence[dict[str, Any]], read: int
+    ) -> None:
+        """Replace the stored members of a chatroom with those of `read`, atomically, over an earlier read only."""
+        keys = [members_key(uin, chatroom), reads_key(uin, account_wxid), contact_key(uin, account_wxid)]
+        fields = [x for m in members for x in (m["UserName"], _dumps(m))]
         with redis_errors("contact store"):
-            pipe = self.r.pipeline(transaction=True)
-            pipe.delete(key)
-            if members:
-                pipe.hset(key, mapping={m["UserName"]: _dumps(m) for m in members})
-            pipe.execute()
+            self._put_members(keys=keys, args=[read, chatroom, *fields])
 
     def put_member(self, uin: str, chatroom: str, member: dict[str, Any]) -> None:
         with redis_errors("contact store"):

@@ -1,4 +1,4 @@
-"""syncContact: the account's whole contact list, page by page, stored in pipelined batches and announced
+"""syncContact: the account's whole contact list, page by page, stored in batches and announced
 (topic.getcontact per contact, topic.chatroommember per chatroom); what is gone is removed and announced on
 topic.delcontact. Progress shows as the task state PROGRESS. An account coming online is synced the same way
 (pushed_change)."""
@@ -28,7 +28,7 @@ def sync_contact(call: Call, req: SyncContact) -> Synced:
 
 def full_sync(call: Call) -> Synced:
     uin, wxid = call.session.uin, call.session.wxid
-    started_us = call.store.now_us()  # a contact gone from the lists read since then is gone since then
+    started = call.store.read_clock()  # a contact absent from the lists read since then was gone by then
     before = call.store.usernames(uin, wxid)
     seen: set[str] = set()
     contacts = chatrooms = pages = 0
@@ -55,6 +55,6 @@ def full_sync(call: Call) -> Synced:
             break
         seq = page.next_seq
     gone = sorted(before - seen)
-    call.store.remove(uin, wxid, gone, started_us)
-    call.announce("delcontact", gone)
-    return Synced(contacts=contacts, chatrooms=chatrooms, removed=len(gone))
+    removed = call.store.remove(uin, wxid, gone, started)  # not one found again since
+    call.announce("delcontact", removed)
+    return Synced(contacts=contacts, chatrooms=chatrooms, removed=len(removed))

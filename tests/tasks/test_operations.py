@@ -372,7 +372,7 @@ def test_add_chatroom_contact_failures(stack: Stack, fields: dict[str, Any], sta
 
 
 def test_sync_contact_stores_everything_and_removes_what_is_gone(stack: Stack) -> None:
-    stack.store.put_contacts(A["uin"], A["wxid"], [{"UserName": "wxid_long_gone"}], stack.store.now_us())
+    stack.store.put_contacts(A["uin"], A["wxid"], [{"UserName": "wxid_long_gone"}], stack.store.read_clock())
     reply = stack.call("syncContact", {"loginer": 18, "uin": A["uin"]})
     assert (reply["status"], reply["contacts"], reply["chatrooms"], reply["removed"]) == (0, 16, 2, 1)
     stored = stack.store.usernames(A["uin"], A["wxid"])
@@ -386,6 +386,28 @@ def test_sync_contact_stores_everything_and_removes_what_is_gone(stack: Stack) -
     )
     assert [e for e in events if e[0] == "topic.delcontact"] == [event("delcontact", "wxid_long_gone")]
     assert event("getcontact", NICOLE) in events
+
+
+# A read of WeChat that another task took after this test's own: it orders after every read the test causes.
+LATER = 10**15
+
+
+def test_sync_keeps_and_does_not_announce_as_gone_a_contact_found_since_it_began(stack: Stack) -> None:
+    """A contact the sync's lists lack, but that another task found after the sync began (a friend added anew)."""
+    stack.store.put_contacts(A["uin"], A["wxid"], [{"UserName": "wxid_back_again"}], LATER)
+    reply = stack.call("syncContact", {"loginer": 18, "uin": A["uin"]})
+    assert (reply["status"], reply["removed"]) == (0, 0)
+    assert "wxid_back_again" in stack.store.usernames(A["uin"], A["wxid"])
+    events = stack.events.wait(lambda got: len(got) >= 18)
+    assert [e for e in events if e[0] == "topic.delcontact"] == []
+
+
+def test_a_deletion_pushed_before_the_contact_was_found_again_removes_nothing(stack: Stack) -> None:
+    stack.store.put_contacts(A["uin"], A["wxid"], [{"UserName": NICOLE}], LATER)
+    change = {"id": "1-1", "uin": A["uin"], "child_id": 1, "kind": "deleted", "username": NICOLE}
+    assert stack.call("pushedChange", change, child=1)["change"] == ""
+    assert stack.store.contact(A["uin"], A["wxid"], NICOLE) == {"UserName": NICOLE}
+    assert stack.events.wait(lambda got: True, quiet_s=1) == []
 
 
 def test_sync_reports_progress(stack: Stack) -> None:

@@ -1,4 +1,4 @@
-"""The contact store against the real Redis: a read from WeChat never overwrites, nor brings back, what a later read
+"""The contact store against the real Redis: a read of WeChat never overwrites, nor brings back, what a later read
 stored."""
 
 from __future__ import annotations
@@ -19,55 +19,90 @@ def record(name: str, remark: str = "") -> dict[str, str]:
 
 def test_a_read_older_than_the_stored_one_is_not_written(store_redis: redis.Redis) -> None:
     store = ContactStore(store_redis)
-    sync_read = store.now_us()  # a sync reads its page, with the old remark
-    remark_read = store.now_us()  # modifyName sets the remark and reads the contact again, then stores it
+    sync_read = store.read_clock()  # a sync reads its page, with the old remark
+    remark_read = store.read_clock()  # modifyName sets the remark and reads the contact again, then stores it
+    assert remark_read > sync_read
     assert store.put_contacts(UIN, ME, [record(FRIEND, "new")], remark_read) == set()
-    assert store.put_contacts(UIN, ME, [record(FRIEND, "old"), record("wxid_other")], sync_read) == {FRIEND}
+    # Not written, and not gone either: the store holds the later read.
+    assert store.put_contacts(UIN, ME, [record(FRIEND, "old"), record("wxid_other")], sync_read) == set()
     assert store.contact(UIN, ME, FRIEND) == record(FRIEND, "new")
     assert store.contact(UIN, ME, "wxid_other") == record("wxid_other")  # the rest of the page is stored
 
 
-def test_a_read_as_late_or_later_is_written(store_redis: redis.Redis) -> None:
+def test_a_later_read_is_written(store_redis: redis.Redis) -> None:
     store = ContactStore(store_redis)
-    read = store.now_us()
-    store.put_contacts(UIN, ME, [record(FRIEND, "first")], read)
-    assert store.put_contacts(UIN, ME, [record(FRIEND, "again")], read) == set()  # a retry of the same read
-    assert store.contact(UIN, ME, FRIEND) == record(FRIEND, "again")
-    store.put_contacts(UIN, ME, [record(FRIEND, "later")], store.now_us())
+    store.put_contacts(UIN, ME, [record(FRIEND, "first")], store.read_clock())
+    store.put_contacts(UIN, ME, [record(FRIEND, "later")], store.read_clock())
     assert store.contact(UIN, ME, FRIEND) == record(FRIEND, "later")
 
 
 def test_the_store_layout_is_the_java_sides(store_redis: redis.Redis) -> None:
     ContactStore(store_redis).put_contacts(UIN, ME, [record(FRIEND, "甲")], 1)
-    # Only the records, as JSON, in the hash the Java side reads: the read times live under a key of their own.
+    # Only the records, as JSON, in the hash the Java side reads: the reads live under a key of their own.
     stored = store_redis.hgetall(contact_key(UIN, ME))
     assert {name: json.loads(doc) for name, doc in stored.items()} == {FRIEND: record(FRIEND, "甲")}
     assert "甲" in stored[FRIEND]  # as UTF-8, not \u escapes
 
 
-def test_a_removal_is_not_undone_by_an_older_read(store_redis: redis.Redis) -> None:
+def test_a_removal_is_not_undone_by_an_earlier_read(store_redis: redis.Redis) -> None:
     store = ContactStore(store_redis)
-    store.put_contacts(UIN, ME, [record(FRIEND), record(ROOM)], store.now_us())
+    store.put_contacts(UIN, ME, [record(FRIEND), record(ROOM)], store.read_clock())
     store_redis.hset(members_key(UIN, ROOM), "wxid_member", "{}")
-    stale = store.now_us()  # a refresh reads the friend before WeChat says the friend is gone
-    store.remove(UIN, ME, [FRIEND, ROOM], store.now_us())
-    assert store.put_contacts(UIN, ME, [record(FRIEND)], stale) == {FRIEND}
+    stale = store.read_clock()  # a refresh reads the friend before WeChat says the friend is gone
+    assert store.remove(UIN, ME, [FRIEND, ROOM], store.read_clock()) == [FRIEND, ROOM]
+    assert store.put_contacts(UIN, ME, [record(FRIEND)], stale) == {FRIEND}  # gone: the caller announces nothing
     assert store.usernames(UIN, ME) == set()
     assert not store_redis.exists(members_key(UIN, ROOM))  # a chatroom's members go with it
 
 
-def test_a_contact_read_after_it_was_known_gone_is_not_removed(store_redis: redis.Redis) -> None:
+def test_a_contact_found_after_it_was_found_gone_is_not_removed(store_redis: redis.Redis) -> None:
     store = ContactStore(store_redis)
-    sync_started = store.now_us()  # a sync reads lists without the friend
-    store.put_contacts(UIN, ME, [record(FRIEND, "added again")], store.now_us())  # a push: the friend is back
-    store.remove(UIN, ME, [FRIEND], sync_started)  # the sync ends: the friend was in none of its lists
+    sync_started = store.read_clock()  # a sync reads lists without the friend
+    store.put_contacts(UIN, ME, [record(FRIEND, "added again")], store.read_clock())  # a push: the friend is back
+    # The sync ends: the friend was in none of its lists, but is not removed, and so not announced as deleted.
+    assert store.remove(UIN, ME, [FRIEND, "wxid_gone"], sync_started) == ["wxid_gone"]
     assert store.contact(UIN, ME, FRIEND) == record(FRIEND, "added again")
+
+
+def test_a_removal_done_again_is_reported_again(store_redis: redis.Redis) -> None:
+    """A pushed deletion retried after its announcement failed: removed again, so announced again."""
+    store = ContactStore(store_redis)
+    store.put_contacts(UIN, ME, [record(FRIEND)], store.read_clock())
+    assert store.remove(UIN, ME, [FRIEND], store.read_clock()) == [FRIEND]
+    assert store.remove(UIN, ME, [FRIEND], store.read_clock()) == [FRIEND]
+
+
+def test_an_earlier_member_list_is_not_written_over_a_later_one(store_redis: redis.Redis) -> None:
+    store = ContactStore(store_redis)
+    store.put_contacts(UIN, ME, [record(ROOM)], store.read_clock())
+    sync_read = store.read_clock()  # a sync reads the members before one joins
+    store.put_members(UIN, ME, ROOM, [record("wxid_a"), record("wxid_joined")], store.read_clock())  # the push's
+    store.put_members(UIN, ME, ROOM, [record("wxid_a")], sync_read)
+    assert set(store.members(UIN, ROOM)) == {"wxid_a", "wxid_joined"}
+    store.put_members(UIN, ME, ROOM, [record("wxid_b")], store.read_clock())
+    assert set(store.members(UIN, ROOM)) == {"wxid_b"}  # a later list replaces it whole
+
+
+def test_the_members_of_a_chatroom_found_gone_since_are_not_written(store_redis: redis.Redis) -> None:
+    store = ContactStore(store_redis)
+    store.put_contacts(UIN, ME, [record(ROOM)], store.read_clock())
+    members_read = store.read_clock()  # a worker reads the members, then stalls
+    store.remove(UIN, ME, [ROOM], store.read_clock())  # the account left the chatroom
+    store.put_members(UIN, ME, ROOM, [record("wxid_a")], members_read)
+    assert not store_redis.exists(members_key(UIN, ROOM))
+    # Joined again, and read again: its members are written.
+    store.put_contacts(UIN, ME, [record(ROOM)], store.read_clock())
+    store.put_members(UIN, ME, ROOM, [record("wxid_a")], store.read_clock())
+    assert set(store.members(UIN, ROOM)) == {"wxid_a"}
 
 
 def test_batches_larger_than_one_script_call(store_redis: redis.Redis) -> None:
     store = ContactStore(store_redis)
-    names = [f"wxid_{n}" for n in range(1203)]
-    store.put_contacts(UIN, ME, [record(n) for n in names], store.now_us())
+    names = [f"wxid_{n}" for n in range(1203)] + [ROOM]  # the chatroom in the last batch
+    store.put_contacts(UIN, ME, [record(n) for n in names], store.read_clock())
+    store_redis.hset(members_key(UIN, ROOM), "wxid_member", "{}")
     assert store.usernames(UIN, ME) == set(names)
-    store.remove(UIN, ME, names, store.now_us())
-    assert store.usernames(UIN, ME) == set()
+    stale = store.read_clock()
+    assert store.remove(UIN, ME, names, store.read_clock()) == names
+    assert store.usernames(UIN, ME) == set() and not store_redis.exists(members_key(UIN, ROOM))
+    assert store.put_contacts(UIN, ME, [record(n) for n in names], stale) == set(names)
