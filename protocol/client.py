@@ -118,6 +118,8 @@ class ContactPage(BaseModel):
     usernames: list[str]
     next_seq: int
     more: bool
+    # False when the server answered from a cache that may lack the latest changes: a contact it lacks is not gone.
+    complete: bool = True
 
 
 class PushedChange(BaseModel):

@@ -292,15 +292,16 @@ class GeweWeChat:
         return found
 
     def contact_list(self, uin: str, seq: int) -> ContactPage:
-        """Gewechat answers the whole list at once: one page, `seq` counting the contacts already read."""
+        """Gewechat answers the whole list at once: one page, `seq` counting the contacts already read; from the
+        server's cache, incomplete, should the full list time out."""
         account = self._account(uin)
         try:
-            data = self._call("/contacts/fetchContactsList", account, {}, safe=True)
+            data, complete = self._call("/contacts/fetchContactsList", account, {}, safe=True), True
         except WeChatTimeout:
-            data = self._call("/contacts/fetchContactsListCache", account, {}, safe=True)
+            data, complete = self._call("/contacts/fetchContactsListCache", account, {}, safe=True), False
         listed = ContactList.model_validate(data or {})
         names = list(dict.fromkeys([*listed.friends, *listed.chatrooms]))
-        return ContactPage(usernames=names[seq:], next_seq=len(names), more=False)
+        return ContactPage(usernames=names[seq:], next_seq=len(names), more=False, complete=complete)
 
     def member_detail(self, uin: str, chatroom: str, username: str) -> ChatroomMember:
         account = self._account(uin)

@@ -5,8 +5,12 @@ topic.delcontact. Progress shows as the task state PROGRESS. An account coming o
 
 from __future__ import annotations
 
+import logging
+
 from tasks.messages import Request, Result
 from tasks.operation import Call, operation
+
+log = logging.getLogger(__name__)
 
 
 class SyncContact(Request):
@@ -33,8 +37,10 @@ def full_sync(call: Call) -> Synced:
     seen: set[str] = set()
     contacts = chatrooms = pages = 0
     seq = 0
+    complete = True
     while True:
         page = call.client.contact_list(uin, seq)
+        complete = complete and page.complete
         pages += 1
         for start in range(0, len(page.usernames), call.settings.sync_detail_batch):
             records = call.refresh(page.usernames[start : start + call.settings.sync_detail_batch])
@@ -54,7 +60,10 @@ def full_sync(call: Call) -> Synced:
         if not page.more:
             break
         seq = page.next_seq
-    gone = sorted(before - seen)
+    # A list from the server's cache may lack friends added since it was made: nothing is removed for its sake.
+    gone = sorted(before - seen) if complete else []
+    if not complete:
+        log.warning("sync of %s: the contact list came from the server's cache; nothing removed", uin)
     removed = call.store.remove(uin, wxid, gone, started)  # not one found again since
     call.announce("delcontact", removed)
     return Synced(contacts=contacts, chatrooms=chatrooms, removed=len(removed))

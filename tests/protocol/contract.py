@@ -67,6 +67,7 @@ class WeChatClientContract:
         seq = 0
         while True:
             page = client.contact_list(world.uin, seq)
+            assert page.complete  # the server's own list, not a cache: a sync removes what it lacks
             seen += page.usernames
             if not page.more:
                 break

@@ -114,6 +114,13 @@ def test_wechat_codes_and_faults_come_through_http(client: GeweWeChat, sim: Simu
         client.search(A_UIN, "ops_two")
 
 
+def test_a_contact_list_from_the_servers_cache_is_not_complete(client: GeweWeChat, sim: SimulatedWeChat) -> None:
+    assert client.contact_list(A_UIN, 0).complete
+    sim.set_faults(transient=2)  # fetchContactsList times out, and again when tried once more: the cache answers
+    page = client.contact_list(A_UIN, 0)
+    assert page.usernames and not page.complete
+
+
 def test_a_friend_request_that_timed_out_is_never_repeated(client: GeweWeChat, sim: SimulatedWeChat) -> None:
     found = client.search(A_UIN, "ops_two")
     sim.set_faults(transient=1)

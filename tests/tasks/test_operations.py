@@ -10,6 +10,7 @@ from redis.client import Monitor
 
 from protocol.friend_request import parse_friend_request
 from tasks.metrics import Counters
+from tests.conftest import GEWE
 from tests.stack import ACCOUNT_A, ACCOUNT_B, Stack
 
 A, B = ACCOUNT_A, ACCOUNT_B
@@ -408,6 +409,16 @@ def test_a_deletion_pushed_before_the_contact_was_found_again_removes_nothing(st
     assert stack.call("pushedChange", change, child=1)["change"] == ""
     assert stack.store.contact(A["uin"], A["wxid"], NICOLE) == {"UserName": NICOLE}
     assert stack.events.wait(lambda got: True, quiet_s=1) == []
+
+
+@pytest.mark.skipif(not GEWE, reason="only a Gewechat server answers a contact list from its cache")
+def test_sync_from_the_servers_cached_list_removes_nothing(stack: Stack) -> None:
+    """The cache may lack a friend added since it was made: a contact it lacks is not taken as gone."""
+    stack.store.put_contacts(A["uin"], A["wxid"], [{"UserName": "wxid_added_lately"}], stack.store.read_clock())
+    stack.sim.set_faults(transient=2)  # fetchContactsList times out, and again when tried once more
+    reply = stack.call("syncContact", {"loginer": 18, "uin": A["uin"]})
+    assert (reply["status"], reply["contacts"], reply["removed"]) == (0, 16, 0)
+    assert "wxid_added_lately" in stack.store.usernames(A["uin"], A["wxid"])
 
 
 def test_sync_reports_progress(stack: Stack) -> None:
