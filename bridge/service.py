@@ -21,6 +21,7 @@ from bridge.inbound import INFRASTRUCTURE, Inbound, Refused
 from bridge.link import BrokerUnavailable, Link
 from bridge.outbound import ORIGINAL_DESTINATION, ORIGINAL_MESSAGE_ID, REASON, Forwarder, ReplyForwarder, bounded
 from bridge.recovery import Recovery
+from contactq.errors import StoreUnavailable
 from contactq.settings import Settings
 from tasks.ledger import Answer
 from tasks.metrics import Counters
@@ -183,4 +184,12 @@ class Bridge:
         self.out.send(f"/queue/{self.settings.bridge_deadletter_queue}", body, out_headers)
         self.counters.add_or_log("dead_lettered", "bridge")  # not a reason to take the message again
         reply = refused.reply()
-        self.inbound.ledger.answer(message_id, Answer(reply=None if reply is None else reply.outbound(message_id)))
+        outbound = None if reply is None else reply.outbound(message_id)
+        try:
+            self.inbound.ledger.answer(message_id, Answer(reply=outbound))
+        except StoreUnavailable:
+            if outbound is not None:
+                raise  # the reply is owed: the message stays unacknowledged until it is written
+            # Without a reply the mark only spares a copy a second dead letter: not worth holding the message, which
+            # would be dead-lettered again at every redelivery while Redis is away.
+            log.warning("refused message %s acknowledged without its answered mark", message_id)

@@ -18,6 +18,7 @@ import redis
 
 from bridge.inbound import Accepted, Inbound, Refused
 from bridge.service import Bridge
+from contactq.errors import Status, StoreUnavailable
 from tasks.ledger import Ledger
 from tasks.messages import MAX_DEPTH
 from tasks.metrics import Counters
@@ -25,6 +26,7 @@ from tasks.store import AccountRegistry
 from tests.bridge.conftest import BridgeProcess, Stomp
 from tests.brokers import BROKER
 from tests.faults import KOMBU_MARKERS, Figures, record
+from tests.servers import PrivateRedis
 from tests.stack import ACCOUNT_A, RepliesTap, Stack, Worker, caller_app
 
 A = ACCOUNT_A
@@ -261,6 +263,43 @@ def test_a_refused_message_delivered_again_is_answered_and_dead_lettered_once(
             dead_letters=len(dead),
         )
     )
+
+
+def test_while_redis_is_full_a_refused_message_with_no_reply_is_still_acknowledged(
+    broker: None, stack: Stack, own_broker: str
+) -> None:
+    """Its answered mark only spares a copy a second dead letter: holding the message for it would dead-letter it
+    again at every redelivery while Redis refuses writes. A refusal with a reply owed stays unacknowledged."""
+    suffix = uuid.uuid4().hex[:8]
+    private = PrivateRedis()
+    private.start()
+    settings = stack.settings.model_copy(
+        update={"store_url": private.url(0), "bridge_deadletter_queue": f"test.dlq.{suffix}"}
+    )
+    bridge = Bridge(caller_app(own_broker), settings)
+    stop = threading.Event()
+    link = threading.Thread(target=bridge.out.run, args=(stop,), daemon=True)
+    link.start()
+    client = Stomp()
+    dlq = f"/queue/{settings.bridge_deadletter_queue}"
+    client.listen(dlq)
+    destination = "/queue/queue.searchContact_1_1"
+    try:
+        assert bridge.out.connected.wait(30)
+        private.set_maxmemory(1)  # every write refused, as by a Redis out of memory
+        silent = {"message-id": f"ID:silent-{suffix}:1:1:1:1", "destination": destination}
+        bridge.refuse(silent, b"not JSON", Refused(Status.INVALID_REQUEST, "not JSON", None, "searchContact"))
+        owed = {"message-id": f"ID:owed-{suffix}:1:1:1:1", "destination": destination}
+        refused = Refused(Status.INVALID_REQUEST, "no userName", search("queue.reply.owed"), "searchContact")
+        with pytest.raises(StoreUnavailable):
+            bridge.refuse(owed, json.dumps(search("queue.reply.owed")).encode(), refused)
+        dead = client.take(dlq, count=2)
+    finally:
+        stop.set()
+        link.join(timeout=20)
+        client.close()
+        private.stop()
+    assert [h["contactq-original-message-id"] for h, _ in dead] == [silent["message-id"], owed["message-id"]]
 
 
 @pytest.mark.skipif(BROKER != "redis", reason="RabbitMQ loses no message between delivery and acknowledgement")
