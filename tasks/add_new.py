@@ -41,9 +41,10 @@ def add_new(call: Call, req: AddNew) -> Accepted:
             req.uin, Opcode.ACCEPT, req.userName, req.verifyUserTicket, req.verifyContent, req.type
         ),
     )
-    call.refresh([friend])
+    stored = call.refresh([friend])  # none when a later read found the friend gone: nothing to announce
     call.store.accepted_friend_request(
         req.uin, call.session.wxid, friend, req.verifyUserTicket, call.settings.dedupe_window_s
     )
-    call.announce("modcontact", [friend])
+    if stored:
+        call.announce("modcontact", [friend])
     return Accepted(field=friend)

@@ -52,15 +52,15 @@ def pushed_change(call: Call, change: PushedChange) -> Handled:
         return Handled(field=change.username, change="modified")
     if change.kind == "chatroom":
         try:
-            call.refresh([change.username])
-            call.refresh_members(change.username)
+            if call.refresh([change.username]):
+                call.refresh_members(change.username)
+                call.announce("chatroommember", [change.username])
+                if call.settings.emit_modchatroommember:  # the seed's reserved topic, when a deployment wants it
+                    call.announce("modchatroommember", [change.username])
+                return Handled(field=change.username, change="chatroom")
         except NotFound:
-            pass  # the account left the chatroom: gone, below
-        else:
-            call.announce("chatroommember", [change.username])
-            if call.settings.emit_modchatroommember:  # the seed's reserved topic, when a deployment wants it
-                call.announce("modchatroommember", [change.username])
-            return Handled(field=change.username, change="chatroom")
+            # The account left the chatroom, maybe between the two calls: gone as of a read after the room's own.
+            read = call.store.read_clock()
     if not call.store.remove(uin, wxid, [change.username], read):
         return Handled(field=change.username)  # found again since: a friend added anew, or a chatroom rejoined
     call.announce("delcontact", [change.username])

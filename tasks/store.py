@@ -4,7 +4,7 @@
 `contactq:read:{uin}:{account wxid}`   HASH contact wxid -> the read of WeChat the stored record came from, or that
                                        found it gone (`{chatroom} members`: a member list's): an older read never
                                        overwrites it
-`contactq:readclock`                   STRING the counter that orders reads of WeChat across every worker
+`contactq:readclock`                   STRING the last read of WeChat handed out: orders reads across every worker
 `{uin}:chatroomMember:{chatroom id}`   HASH member wxid -> member record JSON
 `contactq:account:{uin}`               HASH uin, wxid, server_id, child_id, loginer
 `{uin}:wechatFriendRequest:{wxid}`     HASH sender wxid -> the received friend request's `<msg>` XML, until accepted
@@ -88,6 +88,17 @@ return 1
 """
 
 
+# The next read of WeChat: Redis's clock in µs, or one past the last read handed out should the clock be behind it (a
+# clock stepped back). Never behind what a Redis restart lost of the counter either: the clock ran on meanwhile.
+_READ_CLOCK = """
+local now = redis.call('TIME')
+local at = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+if at <= last then at = last + 1 end
+redis.call('SET', KEYS[1], string.format('%.0f', at))
+return at
+"""
+
 # Keeps a received friend request (KEYS[1] field ARGV[1], the XML ARGV[2]) unless addNew used its ticket (KEYS[2]).
 _PUT_FRIEND_REQUEST = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -133,14 +144,15 @@ class ContactStore:
         self.r = client
         self._put = client.register_script(_PUT)
         self._remove = client.register_script(_REMOVE)
+        self._read_clock = client.register_script(_READ_CLOCK)
         self._put_members = client.register_script(_PUT_MEMBERS)
         self._put_friend_request = client.register_script(_PUT_FRIEND_REQUEST)
 
     def read_clock(self) -> int:
-        """The next read of WeChat, in an order every worker shares (a counter: no clock of any machine can step
-        back): taken before the read, and given with what it read."""
+        """The next read of WeChat, in an order every worker shares (µs of Redis's clock, kept from stepping back):
+        taken before the read, and given with what it read."""
         with redis_errors("contact store"):
-            return int(self.r.incr(READ_CLOCK))
+            return int(self._read_clock(keys=[READ_CLOCK]))
 
     def put_contacts(self, uin: str, account_wxid: str, records: Sequence[dict[str, Any]], read: int) -> set[str]:
         """Store records keyed by `UserName`, from `read` (`read_clock()`), in batches, each over an earlier read
@@ -173,6 +185,17 @@ class ContactStore:
                 batch = names[start : start + BATCH]
                 removed += self._remove(keys=keys + [members_key(uin, n) for n in batch], args=[read, *batch])
         return removed
+
+    def removed(self, uin: str, account_wxid: str, usernames: Sequence[str]) -> set[str]:
+        """Of these, the contacts known gone: removed, and not found again since."""
+        if not usernames:
+            return set()
+        with redis_errors("contact store"):
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hmget(reads_key(uin, account_wxid), usernames)
+            pipe.hmget(contact_key(uin, account_wxid), usernames)
+            reads, records = pipe.execute()
+        return {name for name, read, doc in zip(usernames, reads, records, strict=True) if read and doc is None}
 
     def put_members(
         self, uin: str, account_wxid: str, chatroom: str, members: Sequence[dict[str, Any]], read: int

@@ -41,9 +41,14 @@ def full_sync(call: Call) -> Synced:
     while True:
         page = call.client.contact_list(uin, seq)
         complete = complete and page.complete
+        names = page.usernames
+        if not page.complete:
+            # The server's cache may still list contacts removed since it was made: they are not brought back.
+            known_gone = call.store.removed(uin, wxid, names)
+            names = [name for name in names if name not in known_gone]
         pages += 1
-        for start in range(0, len(page.usernames), call.settings.sync_detail_batch):
-            records = call.refresh(page.usernames[start : start + call.settings.sync_detail_batch])
+        for start in range(0, len(names), call.settings.sync_detail_batch):
+            records = call.refresh(names[start : start + call.settings.sync_detail_batch])
             rooms = [r["UserName"] for r in records if r["UserName"].endswith("@chatroom")]
             for room in rooms:
                 call.refresh_members(room)

@@ -7,7 +7,7 @@ import json
 
 import redis
 
-from tasks.store import ContactStore, contact_key, members_key
+from tasks.store import READ_CLOCK, ContactStore, contact_key, members_key
 
 UIN, ME = "1150109773", "wxid_me"
 FRIEND, ROOM = "wxid_friend", "1234@chatroom"
@@ -27,6 +27,16 @@ def test_a_read_older_than_the_stored_one_is_not_written(store_redis: redis.Redi
     assert store.put_contacts(UIN, ME, [record(FRIEND, "old"), record("wxid_other")], sync_read) == set()
     assert store.contact(UIN, ME, FRIEND) == record(FRIEND, "new")
     assert store.contact(UIN, ME, "wxid_other") == record("wxid_other")  # the rest of the page is stored
+
+
+def test_reads_follow_redis_clock_and_never_step_back(store_redis: redis.Redis) -> None:
+    store = ContactStore(store_redis)
+    seconds, micros = store_redis.time()
+    assert store.read_clock() >= seconds * 1_000_000 + micros
+    # The clock stepped back (or the last read was handed out ahead of it): reads still come in order.
+    store_redis.set(READ_CLOCK, 2**52)
+    assert store.read_clock() == 2**52 + 1
+    assert store.read_clock() == 2**52 + 2
 
 
 def test_a_later_read_is_written(store_redis: redis.Redis) -> None:
