@@ -187,9 +187,9 @@ class Bridge:
         outbound = None if reply is None else reply.outbound(message_id)
         try:
             self.inbound.ledger.answer(message_id, Answer(reply=outbound))
-        except StoreUnavailable:
+        except StoreUnavailable as e:
             if outbound is not None:
                 raise  # the reply is owed: the message stays unacknowledged until it is written
             # Without a reply the mark only spares a copy a second dead letter: not worth holding the message, which
-            # would be dead-lettered again at every redelivery while Redis is away.
-            log.warning("refused message %s acknowledged without its answered mark", message_id)
+            # would be dead-lettered again at every redelivery while Redis refuses writes.
+            log.warning("refused message %s acknowledged without its answered mark: %s", message_id, e.message)

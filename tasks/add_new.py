@@ -3,11 +3,15 @@ on topic.modcontact."""
 
 from __future__ import annotations
 
+import logging
+
 from pydantic import Field, field_validator
 
 from protocol.client import Opcode
 from tasks.messages import Request, Result, SceneCode
 from tasks.operation import Call, operation
+
+log = logging.getLogger(__name__)
 
 
 class AddNew(Request):
@@ -41,10 +45,14 @@ def add_new(call: Call, req: AddNew) -> Accepted:
             req.uin, Opcode.ACCEPT, req.userName, req.verifyUserTicket, req.verifyContent, req.type
         ),
     )
-    stored = call.refresh([friend])  # none when a later read found the friend gone: nothing to announce
+    # None when WeChat did not give the new friend's details, or a later read found the friend gone: nothing stored,
+    # and nothing to announce.
+    stored = call.refresh([friend])
     call.store.accepted_friend_request(
         req.uin, call.session.wxid, friend, req.verifyUserTicket, call.settings.dedupe_window_s
     )
     if stored:
         call.announce("modcontact", [friend])
+    else:
+        log.warning("addNew accepted %s, not stored: no details from WeChat, or found gone since", friend)
     return Accepted(field=friend)

@@ -41,7 +41,8 @@ def get_contact(call: Call, req: GetContact) -> Detail:
     if not records:
         raise NotFound(f"{req.userName} is not a contact of {call.session.wxid}")
     if req.userName.endswith("@chatroom"):
-        call.refresh_members(req.userName)
+        if not call.refresh_members(req.userName):  # left since its details were read: removed, and announced
+            raise NotFound(f"{call.session.wxid} is no longer in {req.userName}")
         call.announce("chatroommember", [req.userName])
     else:
         call.announce("modcontact", [req.userName])

@@ -24,6 +24,7 @@ from contactq.errors import (
     ContactqError,
     CopyRunning,
     InvalidRequest,
+    NotFound,
     OutcomeUnknown,
     Status,
     StoreUnavailable,
@@ -100,11 +101,18 @@ class Call:
         gone = self.store.put_contacts(self.session.uin, self.session.wxid, records, read)
         return [r for r in records if r["UserName"] not in gone]
 
-    def refresh_members(self, chatroom: str) -> None:
+    def refresh_members(self, chatroom: str) -> bool:
+        """Fetch a stored chatroom's members and store them, over an earlier list only. False when the chatroom is
+        gone: WeChat no longer has the account in it (it is then removed and announced on topic.delcontact, as of
+        this read), or a later read found it gone. Nothing to announce of its members then."""
         read = self.store.read_clock()
-        members = self.client.chatroom_members(self.session.uin, chatroom)
+        try:
+            members = self.client.chatroom_members(self.session.uin, chatroom)
+        except NotFound:
+            self.announce("delcontact", self.store.remove(self.session.uin, self.session.wxid, [chatroom], read))
+            return False
         records = [member_record(m, chatroom, self.session.wxid) for m in members]
-        self.store.put_members(self.session.uin, self.session.wxid, chatroom, records, read)
+        return self.store.put_members(self.session.uin, self.session.wxid, chatroom, records, read)
 
     def checkpoint(self, step: str, do: Callable[[], str]) -> str:
         """`do()` once per task: a retry after the step succeeded gets its result instead of doing it again."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from contactq.errors import NotFound
 from protocol.client import PushedChange
 from protocol.friend_request import parse_friend_request
 from tasks.messages import Result
@@ -50,17 +49,14 @@ def pushed_change(call: Call, change: PushedChange) -> Handled:
         else:
             call.announce("modcontact", [change.username])
         return Handled(field=change.username, change="modified")
-    if change.kind == "chatroom":
-        try:
-            if call.refresh([change.username]):
-                call.refresh_members(change.username)
-                call.announce("chatroommember", [change.username])
-                if call.settings.emit_modchatroommember:  # the seed's reserved topic, when a deployment wants it
-                    call.announce("modchatroommember", [change.username])
-                return Handled(field=change.username, change="chatroom")
-        except NotFound:
-            # The account left the chatroom, maybe between the two calls: gone as of a read after the room's own.
-            read = call.store.read_clock()
+    if change.kind == "chatroom" and call.refresh([change.username]):
+        if not call.refresh_members(change.username):
+            # The account left the chatroom since its details were read: removed and announced as of its members' read.
+            return Handled(field=change.username, change="deleted")
+        call.announce("chatroommember", [change.username])
+        if call.settings.emit_modchatroommember:  # the seed's reserved topic, when a deployment wants it
+            call.announce("modchatroommember", [change.username])
+        return Handled(field=change.username, change="chatroom")
     if not call.store.remove(uin, wxid, [change.username], read):
         return Handled(field=change.username)  # found again since: a friend added anew, or a chatroom rejoined
     call.announce("delcontact", [change.username])

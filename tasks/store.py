@@ -75,12 +75,12 @@ return removed
 """
 
 # Replaces a chatroom's members (ARGV[3..]: name, record, ...) with those of read ARGV[1], unless a later read of its
-# members came first, or a later read found the chatroom (ARGV[2]) gone. KEYS: the members, the reads, the contacts.
+# members came first (0), or the chatroom (ARGV[2]) is not stored, found gone since (-1). KEYS: the members, the
+# reads, the contacts.
 _PUT_MEMBERS = """
-local at = tonumber(ARGV[1])
-local room, list = unpack(redis.call('HMGET', KEYS[2], ARGV[2], ARGV[2] .. ' members'))
-if list and tonumber(list) > at then return 0 end
-if room and tonumber(room) > at and redis.call('HEXISTS', KEYS[3], ARGV[2]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[3], ARGV[2]) == 0 then return -1 end
+local list = redis.call('HGET', KEYS[2], ARGV[2] .. ' members')
+if list and tonumber(list) > tonumber(ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[1])
 if #ARGV > 2 then redis.call('HSET', KEYS[1], unpack(ARGV, 3)) end
 redis.call('HSET', KEYS[2], ARGV[2] .. ' members', ARGV[1])
@@ -199,12 +199,13 @@ class ContactStore:
 
     def put_members(
         self, uin: str, account_wxid: str, chatroom: str, members: Sequence[dict[str, Any]], read: int
-    ) -> None:
-        """Replace the stored members of a chatroom with those of `read`, atomically, over an earlier read only."""
+    ) -> bool:
+        """Replace the stored members of a stored chatroom with those of `read`, atomically, over an earlier read
+        only; False when the chatroom is not stored (found gone since)."""
         keys = [members_key(uin, chatroom), reads_key(uin, account_wxid), contact_key(uin, account_wxid)]
         fields = [x for m in members for x in (m["UserName"], _dumps(m))]
         with redis_errors("contact store"):
-            self._put_members(keys=keys, args=[read, chatroom, *fields])
+            return int(self._put_members(keys=keys, args=[read, chatroom, *fields])) >= 0
 
     def put_member(self, uin: str, chatroom: str, member: dict[str, Any]) -> None:
         with redis_errors("contact store"):

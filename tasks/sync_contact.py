@@ -49,9 +49,9 @@ def full_sync(call: Call) -> Synced:
         pages += 1
         for start in range(0, len(names), call.settings.sync_detail_batch):
             records = call.refresh(names[start : start + call.settings.sync_detail_batch])
+            # A chatroom the account left since its details were read is removed, not synced.
             rooms = [r["UserName"] for r in records if r["UserName"].endswith("@chatroom")]
-            for room in rooms:
-                call.refresh_members(room)
+            rooms = [room for room in rooms if call.refresh_members(room)]
             friends = [r["UserName"] for r in records if not r["UserName"].endswith("@chatroom")]
             call.rt.outbox.publish_events(
                 [call.announcement("getcontact", f) for f in friends]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
 import pytest
+import redis
 from redis.client import Monitor
 
 from protocol.friend_request import parse_friend_request
@@ -409,6 +411,23 @@ def test_a_deletion_pushed_before_the_contact_was_found_again_removes_nothing(st
     assert stack.call("pushedChange", change, child=1)["change"] == ""
     assert stack.store.contact(A["uin"], A["wxid"], NICOLE) == {"UserName": NICOLE}
     assert stack.events.wait(lambda got: True, quiet_s=1) == []
+
+
+def test_a_chatroom_left_between_its_details_and_its_members_is_removed_by_the_sync(stack: Stack) -> None:
+    """WeChat still gives the chatroom's details, and no longer its members: the account left it in between. (A
+    Gewechat server tells from the details already: the sync finds the chatroom gone from its list.) Announced gone
+    once either way."""
+    stack.store.put_contacts(A["uin"], A["wxid"], [{"UserName": ROOM}], stack.store.read_clock())  # synced before
+    sim = redis.Redis.from_url(stack.settings.sim_url, decode_responses=True)
+    key = f"{stack.settings.sim_prefix}chatroom:{ROOM}"
+    room = json.loads(sim.get(key) or "{}")
+    room["members"].remove(A["wxid"])
+    sim.set(key, json.dumps(room))
+    reply = stack.call("syncContact", {"loginer": 18, "uin": A["uin"]})
+    assert (reply["status"], reply["contacts"], reply["chatrooms"]) == (0, 16, 1)
+    assert ROOM not in stack.store.usernames(A["uin"], A["wxid"]) and stack.store.members(A["uin"], ROOM) == {}
+    events = stack.events.wait(lambda got: len(got) >= 18)
+    assert [e for e in events if e[1]["field"] == ROOM] == [event("delcontact", ROOM)]
 
 
 @pytest.mark.skipif(not GEWE, reason="only a Gewechat server answers a contact list from its cache")

@@ -87,7 +87,7 @@ def test_an_earlier_member_list_is_not_written_over_a_later_one(store_redis: red
     store.put_contacts(UIN, ME, [record(ROOM)], store.read_clock())
     sync_read = store.read_clock()  # a sync reads the members before one joins
     store.put_members(UIN, ME, ROOM, [record("wxid_a"), record("wxid_joined")], store.read_clock())  # the push's
-    store.put_members(UIN, ME, ROOM, [record("wxid_a")], sync_read)
+    assert store.put_members(UIN, ME, ROOM, [record("wxid_a")], sync_read)  # not written, but the chatroom is there
     assert set(store.members(UIN, ROOM)) == {"wxid_a", "wxid_joined"}
     store.put_members(UIN, ME, ROOM, [record("wxid_b")], store.read_clock())
     assert set(store.members(UIN, ROOM)) == {"wxid_b"}  # a later list replaces it whole
@@ -98,7 +98,7 @@ def test_the_members_of_a_chatroom_found_gone_since_are_not_written(store_redis:
     store.put_contacts(UIN, ME, [record(ROOM)], store.read_clock())
     members_read = store.read_clock()  # a worker reads the members, then stalls
     store.remove(UIN, ME, [ROOM], store.read_clock())  # the account left the chatroom
-    store.put_members(UIN, ME, ROOM, [record("wxid_a")], members_read)
+    assert not store.put_members(UIN, ME, ROOM, [record("wxid_a")], members_read)  # the caller announces nothing
     assert not store_redis.exists(members_key(UIN, ROOM))
     # Joined again, and read again: its members are written.
     store.put_contacts(UIN, ME, [record(ROOM)], store.read_clock())
