@@ -139,6 +139,11 @@ def _dumps(record: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
+def _fields(records: Iterable[dict[str, Any]]) -> list[str]:
+    """A script's `name, record, ...` arguments."""
+    return [x for r in records for x in (r["UserName"], _dumps(r))]
+
+
 class ContactStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
@@ -161,8 +166,7 @@ class ContactStore:
         gone: set[str] = set()
         with redis_errors("contact store"):
             for start in range(0, len(records), BATCH):
-                fields = [x for r in records[start : start + BATCH] for x in (r["UserName"], _dumps(r))]
-                gone.update(self._put(keys=keys, args=[read, *fields]))
+                gone.update(self._put(keys=keys, args=[read, *_fields(records[start : start + BATCH])]))
         return gone
 
     def contact(self, uin: str, account_wxid: str, username: str) -> dict[str, Any] | None:
@@ -203,9 +207,8 @@ class ContactStore:
         """Replace the stored members of a stored chatroom with those of `read`, atomically, over an earlier read
         only; False when the chatroom is not stored (found gone since)."""
         keys = [members_key(uin, chatroom), reads_key(uin, account_wxid), contact_key(uin, account_wxid)]
-        fields = [x for m in members for x in (m["UserName"], _dumps(m))]
         with redis_errors("contact store"):
-            return int(self._put_members(keys=keys, args=[read, chatroom, *fields])) >= 0
+            return int(self._put_members(keys=keys, args=[read, chatroom, *_fields(members)])) >= 0
 
     def put_member(self, uin: str, chatroom: str, member: dict[str, Any]) -> None:
         with redis_errors("contact store"):

@@ -11,6 +11,8 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ import redis
 from bridge.inbound import Accepted, Inbound, Refused
 from bridge.service import Bridge
 from contactq.errors import Status, StoreUnavailable
+from contactq.settings import Settings
 from tasks.ledger import Ledger
 from tasks.messages import MAX_DEPTH
 from tasks.metrics import Counters
@@ -204,6 +207,25 @@ def test_two_bridges_handed_the_same_message_send_one_task(stack: Stack, own_bro
     record(Figures("one message to four bridges at once", sent=4, replies=0, tasks=waiting))
 
 
+@contextmanager
+def refusing_bridge(settings: Settings, own_broker: str) -> Iterator[tuple[Bridge, Stomp, str]]:
+    """A bridge handed messages by the test, its outbound link connected; and a client on its DLQ."""
+    bridge = Bridge(caller_app(own_broker), settings)  # its own app: a bridge sets the app's task events
+    stop = threading.Event()
+    link = threading.Thread(target=bridge.out.run, args=(stop,), daemon=True)
+    link.start()
+    client = Stomp()
+    dlq = f"/queue/{settings.bridge_deadletter_queue}"
+    client.listen(dlq)
+    try:
+        assert bridge.out.connected.wait(30)
+        yield bridge, client, dlq
+    finally:
+        stop.set()
+        link.join(timeout=20)
+        client.close()
+
+
 def test_a_refused_message_delivered_again_is_answered_and_dead_lettered_once(
     broker: None, stack: Stack, own_broker: str
 ) -> None:
@@ -215,13 +237,6 @@ def test_a_refused_message_delivered_again_is_answered_and_dead_lettered_once(
     settings = stack.settings.model_copy(
         update={"bridge_deadletter_queue": f"test.dlq.{suffix}", "replies_outbox": f"test.replies.{suffix}"}
     )
-    bridge = Bridge(caller_app(own_broker), settings)  # its own app: a bridge sets the app's task events
-    stop = threading.Event()
-    link = threading.Thread(target=bridge.out.run, args=(stop,), daemon=True)
-    link.start()
-    client = Stomp()
-    dlq = f"/queue/{settings.bridge_deadletter_queue}"
-    client.listen(dlq)
     destination = "/queue/queue.searchContact_1_1"
     invalid = {"message-id": f"ID:refused-{suffix}:1:1:1:1", "destination": destination}
     invalid_body = json.dumps(search("queue.reply.refused", userName="")).encode()
@@ -230,8 +245,7 @@ def test_a_refused_message_delivered_again_is_answered_and_dead_lettered_once(
     by_server = "/queue/queue.searchContact_1"  # the bridge finds the account's child in the registry
     valid = {"message-id": f"ID:accepted-{suffix}:1:1:1:1", "destination": by_server}
     valid_body = json.dumps(search("queue.reply.refused")).encode()
-    try:
-        assert bridge.out.connected.wait(30)
+    with refusing_bridge(settings, own_broker) as (bridge, client, dlq):
         refused = bridge.inbound.handle(destination, invalid, invalid_body)
         assert isinstance(refused, Refused)
         for _ in range(2):
@@ -248,10 +262,6 @@ def test_a_refused_message_delivered_again_is_answered_and_dead_lettered_once(
         dead = client.take(dlq, count=2)
         with pytest.raises(AssertionError):
             client.take(dlq, timeout_s=2)
-    finally:
-        stop.set()
-        link.join(timeout=20)
-        client.close()
     assert [h["contactq-original-message-id"] for h, _ in dead] == [invalid["message-id"], unanswerable["message-id"]]
     replies = RepliesTap(stack.r, settings.replies_outbox).take()
     assert [(r["correlationId"], r["reply"]["status"]) for _, r in replies] == [(invalid["message-id"], 400)]
@@ -276,28 +286,18 @@ def test_while_redis_is_full_a_refused_message_with_no_reply_is_still_acknowledg
     settings = stack.settings.model_copy(
         update={"store_url": private.url(0), "bridge_deadletter_queue": f"test.dlq.{suffix}"}
     )
-    bridge = Bridge(caller_app(own_broker), settings)
-    stop = threading.Event()
-    link = threading.Thread(target=bridge.out.run, args=(stop,), daemon=True)
-    link.start()
-    client = Stomp()
-    dlq = f"/queue/{settings.bridge_deadletter_queue}"
-    client.listen(dlq)
     destination = "/queue/queue.searchContact_1_1"
     try:
-        assert bridge.out.connected.wait(30)
-        private.set_maxmemory(1)  # every write refused, as by a Redis out of memory
-        silent = {"message-id": f"ID:silent-{suffix}:1:1:1:1", "destination": destination}
-        bridge.refuse(silent, b"not JSON", Refused(Status.INVALID_REQUEST, "not JSON", None, "searchContact"))
-        owed = {"message-id": f"ID:owed-{suffix}:1:1:1:1", "destination": destination}
-        refused = Refused(Status.INVALID_REQUEST, "no userName", search("queue.reply.owed"), "searchContact")
-        with pytest.raises(StoreUnavailable):
-            bridge.refuse(owed, json.dumps(search("queue.reply.owed")).encode(), refused)
-        dead = client.take(dlq, count=2)
+        with refusing_bridge(settings, own_broker) as (bridge, client, dlq):
+            private.set_maxmemory(1)  # every write refused, as by a Redis out of memory
+            silent = {"message-id": f"ID:silent-{suffix}:1:1:1:1", "destination": destination}
+            bridge.refuse(silent, b"not JSON", Refused(Status.INVALID_REQUEST, "not JSON", None, "searchContact"))
+            owed = {"message-id": f"ID:owed-{suffix}:1:1:1:1", "destination": destination}
+            refused = Refused(Status.INVALID_REQUEST, "no userName", search("queue.reply.owed"), "searchContact")
+            with pytest.raises(StoreUnavailable):
+                bridge.refuse(owed, json.dumps(search("queue.reply.owed")).encode(), refused)
+            dead = client.take(dlq, count=2)
     finally:
-        stop.set()
-        link.join(timeout=20)
-        client.close()
         private.stop()
     assert [h["contactq-original-message-id"] for h, _ in dead] == [silent["message-id"], owed["message-id"]]
 
